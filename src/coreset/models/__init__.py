@@ -1,0 +1,94 @@
+"""Architectures by name. ``create(name, ...)`` builds one; adding one is a function + one line.
+
+Every model is a :class:`Classifier`: ``features(x)`` gives the penultimate features (what
+Moderate-DS and the geometry selectors use), ``classifier`` is the final ``nn.Linear`` (whose
+gradient the closed-form selectors use), and ``forward(x) = classifier(features(x))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torchvision import models as tvm
+
+
+class Classifier(nn.Module):
+    def __init__(self, body: nn.Module, num_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.body = body
+        self.classifier = nn.Linear(num_features, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.body(x))
+
+
+def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+
+def small_cnn(num_classes: int, in_channels: int, image_size: int) -> Classifier:
+    """Three conv-BN-ReLU blocks and global average pooling: ~100k parameters, for 8-28 px images
+    (digits, MNIST, FashionMNIST). The slides' MNIST CNN role; 128 penultimate features."""
+    body = nn.Sequential(
+        *_conv_bn(in_channels, 32),
+        *_conv_bn(32, 64),
+        nn.MaxPool2d(2),
+        *_conv_bn(64, 128),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )
+    return Classifier(body, 128, num_classes)
+
+
+def _torchvision_resnet(builder: Callable[..., tvm.ResNet]) -> Callable[..., Classifier]:
+    def make(num_classes: int, in_channels: int, image_size: int) -> Classifier:
+        net = builder(weights=None, num_classes=num_classes)
+        if image_size <= 64:
+            # CIFAR-style stem (He et al. 2016 sec. 4.2; DeepCore, Moderate): a 3x3 stride-1 conv
+            # and no max-pool, so 32 px inputs keep enough resolution for four stages.
+            net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+            net.maxpool = nn.Identity()
+        elif in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        num_features = net.fc.in_features
+        net.fc = nn.Identity()
+        return Classifier(net, num_features, num_classes)
+
+    return make
+
+
+def vgg16(num_classes: int, in_channels: int, image_size: int) -> Classifier:
+    """VGG-16 with batch norm (torchvision), global-pooled 512 features (an unseen architecture
+    in the Moderate paper)."""
+    net = tvm.vgg16_bn(weights=None)
+    if in_channels != 3:
+        net.features[0] = nn.Conv2d(in_channels, 64, 3, padding=1)
+    body = nn.Sequential(net.features, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return Classifier(body, 512, num_classes)
+
+
+MODELS: dict[str, Callable[[int, int, int], Classifier]] = {
+    "small_cnn": small_cnn,
+    "resnet18": _torchvision_resnet(tvm.resnet18),
+    "resnet50": _torchvision_resnet(tvm.resnet50),
+    "vgg16": vgg16,
+}
+
+
+def resolve(name: str, in_channels: int, image_size: int) -> str:
+    """``auto`` -> small_cnn for small greyscale images (digits, MNIST), resnet18 otherwise."""
+    if name != "auto":
+        return name
+    return "small_cnn" if in_channels == 1 and image_size <= 28 else "resnet18"
+
+
+def create(name: str, num_classes: int, in_channels: int, image_size: int) -> Classifier:
+    name = resolve(name, in_channels, image_size)
+    if name not in MODELS:
+        raise ValueError(f"model {name!r} is unknown; known: auto, {', '.join(MODELS)}")
+    return MODELS[name](num_classes, in_channels, image_size)

@@ -1,0 +1,1 @@
+"""Selectors by family; ``coreset.scores.registry`` maps a name to its implementation."""

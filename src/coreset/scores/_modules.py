@@ -1,0 +1,14 @@
+"""Imports every selector module so that its ``@register`` lines run. Add new modules here."""
+
+from coreset.scores import (  # noqa: F401
+    backprop,
+    baseline,
+    boundary,
+    geometry,
+    gradient_matching,
+    importance,
+    influence,
+    prototypes,
+    submodular,
+    uncertainty,
+)

@@ -1,0 +1,73 @@
+"""What a selector sees: the embed/pretrain artifacts, plus lazy access to the model and images.
+
+Everything here is per training sample, in the order of the (possibly perturbed) training split.
+Array shapes: N samples, C classes, D penultimate features, S pretrained models (pretrain seeds),
+E pretraining epochs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class ModelAccess:
+    """Lazy access to the pretrained models and the training images, for backward-pass selectors.
+
+    ``models``: the pretrained networks in eval mode on ``device``, one per pretrain seed. Each has
+    ``forward(x) -> logits``, ``features(x) -> (B, D)`` penultimate features and ``classifier``,
+    its final ``nn.Linear`` (so ``classifier(features(x)) == forward(x)``).
+    ``batches(batch_size, indices=None)`` yields ``(x, y, idx)``: normalised float images on
+    ``device`` (B, channels, H, W), observed labels (B,) int64 on ``device``, and the sample indices
+    (np.ndarray) of the batch, in order.
+    """
+
+    device: object  # torch.device; typed loosely so that numpy-only selectors never import torch
+    load_models: Callable[[], list]
+    batches: Callable[..., Iterator[tuple]]
+    _models: list | None = None
+
+    @property
+    def models(self) -> list:
+        if self._models is None:
+            self._models = self.load_models()
+        return self._models
+
+
+@dataclass
+class ScoringContext:
+    labels: np.ndarray  # (N,) int64, observed (possibly noisy) training labels
+    num_classes: int
+    features: np.ndarray  # (N, D) float32, penultimate features of the first model, eval mode
+    probs: np.ndarray  # (S, N, C) float32, softmax outputs of every pretrained model
+    loss: np.ndarray  # (S, N) float32, per-sample cross-entropy of every pretrained model
+    correct: np.ndarray  # (S, E, N) bool, per-epoch correctness during pretraining (train mode)
+    epoch_loss: np.ndarray  # (S, E, N) float32, per-epoch loss during pretraining (train mode)
+    model: ModelAccess | None = None  # None when the stage runs without a model (tests)
+    grad_norm: np.ndarray | None = None  # (S, N) closed-form last-layer gradient norm per model
+
+    @property
+    def n(self) -> int:
+        return len(self.labels)
+
+    def onehot(self, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
+        return np.eye(self.num_classes, dtype=np.float32)[self.labels[idx]]
+
+    def last_layer_grads(self, idx: np.ndarray, model: int = 0) -> np.ndarray:
+        """Closed-form gradient of the CE loss w.r.t. the last linear layer, for samples ``idx``.
+
+        Bias part g = softmax - onehot (C,); weight part g (x) h (C*D). Returned as
+        [g, (g[:, :, None] * h[:, None, :]).reshape] of shape (len(idx), C + C*D), float32.
+        Only the penultimate features of the first model are stored, so ``model`` must be 0 for the
+        weight part; call it on blocks of ``idx`` to keep memory linear in N.
+        """
+        g = self.probs[model, idx] - self.onehot(idx)
+        h = self.features[idx]
+        return np.concatenate([g, (g[:, :, None] * h[:, None, :]).reshape(len(g), -1)], axis=1)
+
+    def bias_grads(self, idx: np.ndarray | slice = slice(None), model: int = 0) -> np.ndarray:
+        """softmax - onehot (the last-layer bias gradient), (len(idx), C)."""
+        return self.probs[model, idx] - self.onehot(idx)

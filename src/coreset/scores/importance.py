@@ -1,0 +1,101 @@
+"""Importance scores: how hard or how influential a sample is for the pretrained models.
+
+All of them are O(N * C) time and memory from the embed/pretrain artifacts, except ``grand`` with
+``layers="all"``, which needs one per-sample backward pass through the whole network.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from coreset.scores.context import ScoringContext
+from coreset.scores.registry import register
+
+
+def _models(ctx: ScoringContext, models: str) -> slice:
+    if models not in ("all", "first"):
+        raise ValueError(f"models={models!r}: allowed values are 'all' or 'first'")
+    return slice(None) if models == "all" else slice(0, 1)
+
+
+@register("el2n", family="importance", paper="Paul et al. 2021, Deep learning on a data diet")
+def el2n(
+    ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, models: str = "all"
+) -> np.ndarray:
+    """EL2N: ||softmax(x) - onehot(y)||_2, averaged over the pretrained models (Paul et al. 2021).
+
+    The paper averages over 10 models trained a few epochs; here over the ``pretrain.seeds``
+    models at ``pretrain.epochs``. High = hard; the default window keeps the highest. O(S N C).
+    """
+    err = ctx.probs[_models(ctx, models)] - ctx.onehot()[None]
+    return np.linalg.norm(err, axis=2).mean(axis=0).astype(np.float64)
+
+
+@register("loss", family="importance", paper="Heuristic selection slides (high-loss samples)")
+def loss(
+    ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, models: str = "all"
+) -> np.ndarray:
+    """Cross-entropy of the pretrained models, averaged over models. High = hard. O(S N)."""
+    return ctx.loss[_models(ctx, models)].mean(axis=0).astype(np.float64)
+
+
+def last_layer_grad_norm(ctx: ScoringContext) -> np.ndarray:
+    """(S, N) closed-form ||dL/d(W, b)|| of the last layer: ||p - y|| * sqrt(1 + ||h||^2).
+
+    The weight gradient is the outer product (p - y) h^T, whose Frobenius norm is
+    ||p - y|| ||h||; the bias gradient is p - y. Used when embed did not store it (tests).
+    """
+    if ctx.grad_norm is not None:
+        return ctx.grad_norm
+    g = np.linalg.norm(ctx.probs - ctx.onehot()[None], axis=2)
+    h2 = np.square(ctx.features, dtype=np.float64).sum(axis=1)
+    return g * np.sqrt(1.0 + h2)[None]
+
+
+@register("grand", family="importance", paper="Paul et al. 2021 (GraNd); DeepCore",
+          needs_model=lambda params: params.get("layers") == "all")
+def grand(
+    ctx: ScoringContext,
+    *,
+    rng: np.random.Generator,
+    balance: bool,
+    layers: str = "last",
+    models: str = "all",
+) -> np.ndarray:
+    """GraNd: expected norm of the loss gradient, averaged over the pretrained models.
+
+    ``layers="last"`` (DeepCore's choice) uses the closed-form last-layer gradient, O(S N C);
+    ``layers="all"`` (the paper's and the slides' "loss-grad") backpropagates every sample
+    through the whole network: one per-sample backward pass, O(S N * cost of a backward).
+    """
+    sel = _models(ctx, models)
+    if layers == "last":
+        return last_layer_grad_norm(ctx)[sel].mean(axis=0).astype(np.float64)
+    if layers != "all":
+        raise ValueError(f"layers={layers!r}: allowed values are 'last' or 'all'")
+    if ctx.model is None:
+        raise ValueError("grand with layers='all' needs the pretrained model (ctx.model)")
+    from coreset.scores.backprop import full_grad_norms
+
+    count = len(ctx.model.models) if models == "all" else 1
+    return np.mean([full_grad_norms(ctx.model, model_index=m) for m in range(count)], axis=0)
+
+
+@register("forgetting", family="importance", paper="Toneva et al. 2019, forgetting events")
+def forgetting(
+    ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, never_learned: str = "max"
+) -> np.ndarray:
+    """Number of forgetting events (correct at epoch t, wrong at t+1), averaged over models.
+
+    Recorded on the augmented mini-batches of pretraining, as Toneva et al. and DeepCore do.
+    ``never_learned="max"`` (the paper) ranks never-learned samples above every forgettable one
+    (count E); ``"zero"`` counts them as 0 events. The default window keeps the most forgotten.
+    O(S E N).
+    """
+    if never_learned not in ("max", "zero"):
+        raise ValueError(f"never_learned={never_learned!r}: allowed values are 'max' or 'zero'")
+    correct = ctx.correct.astype(np.int8)  # (S, E, N)
+    events = ((correct[:, :-1] == 1) & (correct[:, 1:] == 0)).sum(axis=1).astype(np.float64)
+    if never_learned == "max":
+        events[~ctx.correct.any(axis=1)] = ctx.correct.shape[1]
+    return events.mean(axis=0)

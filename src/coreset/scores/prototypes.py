@@ -1,0 +1,149 @@
+"""Prototype / diversity selectors: Contextual Diversity (greedy) and self-supervised prototypes.
+
+Both keep O(N) working memory (a few (N,) or (N, C) / (N, D) arrays); nothing is N x N.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import KMeans
+from tqdm.auto import tqdm
+
+from coreset.scores.context import ScoringContext
+from coreset.scores.registry import per_class_orders, register
+
+_EPS = 1e-8  # floor for probabilities: softmax outputs underflow to 0, and log(0) would be -inf
+
+
+def _greedy_length(n: int, max_ratio: float) -> int:
+    """How many greedy picks ``max_ratio`` allows out of ``n`` (at least 1)."""
+    if not 0 < max_ratio <= 1:
+        raise ValueError(f"max_ratio={max_ratio!r}: allowed values are in (0, 1]")
+    return max(1, min(n, int(np.ceil(max_ratio * n))))
+
+
+class _SymmetricKL:
+    """Distances d(p_j, p_i) = 0.5 KL(p_j || p_i) + 0.5 KL(p_i || p_j) from one sample to all.
+
+    Expanding the logs, d = 0.5 (e_j + e_i - p_j . log p_i - p_i . log p_j) with
+    e = sum p log p, so one row costs two (N, C) x (C,) products: O(N C) time, no (N, C)
+    temporaries and no N x N matrix.
+    """
+
+    def __init__(self, probs: np.ndarray) -> None:
+        p = np.clip(probs.astype(np.float64), _EPS, None)
+        self.p = p / p.sum(axis=1, keepdims=True)
+        self.logp = np.log(self.p)
+        self.negent = np.einsum("ij,ij->i", self.p, self.logp)
+
+    def row(self, j: int) -> np.ndarray:
+        cross = self.logp @ self.p[j] + self.p @ self.logp[j]
+        return np.maximum(0.5 * (self.negent + self.negent[j] - cross), 0.0)
+
+
+def contextual_diversity_order(probs: np.ndarray, length: int, first: int) -> np.ndarray:
+    """k-Center Greedy under the symmetric-KL distance of softmax outputs, first pick ``first``.
+
+    Keeps one (n,) vector of distances to the nearest chosen centre (DeepCore keeps a
+    budget x N matrix). O(length * n * C) time, O(n C) memory.
+    """
+    dist = _SymmetricKL(probs)
+    order = np.empty(length, dtype=np.int64)
+    order[0] = first
+    nearest = dist.row(first)
+    nearest[first] = -np.inf
+    for t in range(1, length):
+        j = int(np.argmax(nearest))
+        order[t] = j
+        np.minimum(nearest, dist.row(j), out=nearest)
+        nearest[j] = -np.inf  # chosen centres are never picked again, even at distance-0 ties
+    return order
+
+
+@register(
+    "contextual_diversity", family="geometry",
+    paper="Agarwal et al. 2020, Contextual diversity for active learning (ECCV); DeepCore",
+)
+def contextual_diversity(
+    ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, max_ratio: float = 1.0
+) -> np.ndarray:
+    """Contextual Diversity as DeepCore implements it (Agarwal et al. 2020).
+
+    Greedy k-center on the pairwise contextual-diversity distance of the first pretrained
+    model's softmax outputs, d(a, b) = 0.5 KL(a || b) + 0.5 KL(b || a); per class when
+    ``balance`` (DeepCore's default), else over all samples. The first centre of each greedy is a
+    seeded random sample, as in DeepCore. The greedy runs for ceil(max_ratio * n) picks; samples
+    it never reached score -inf, so ``max_ratio`` must be at least the selection ratio.
+
+    Differences from DeepCore: DeepCore allocates a budget x N distance matrix and returns an
+    unordered set; we keep a running (N,) min-distance vector and return the greedy order (so any
+    prefix is the DeepCore selection at that budget). We floor probabilities at 1e-8 where
+    DeepCore would produce nan for a zero probability. Agarwal et al.'s full method weights the
+    KL by class-conditional region statistics; DeepCore (and we) use the plain softmax outputs.
+
+    Time O(max_ratio * n_c^2 * C) summed over classes (n_c = class size, or N when unbalanced);
+    memory O(N C).
+    """
+    probs = ctx.probs[0]
+    total = len(np.unique(ctx.labels)) if balance else 1
+    bar = tqdm(total=total, desc="contextual_diversity", leave=False, disable=None)
+
+    def greedy(idx: np.ndarray) -> np.ndarray:
+        first = int(rng.integers(len(idx)))
+        order = contextual_diversity_order(probs[idx], _greedy_length(len(idx), max_ratio), first)
+        bar.update()
+        return order
+
+    try:
+        return per_class_orders(ctx.labels, balance, greedy)
+    finally:
+        bar.close()
+
+
+def nearest_prototype_distance(
+    features: np.ndarray, n_clusters: int, normalize: bool, seed: int, n_init: int
+) -> np.ndarray:
+    """k-means on ``features``; each sample's distance to its nearest centroid.
+
+    ``normalize``: L2-normalise the features and use the cosine distance 1 - cos(x, c) to the
+    most similar centroid (Sorscher et al.'s choice); otherwise the Euclidean distance.
+    O(n_init * iterations * N k D) time, O(N (D + k)) memory.
+    """
+    x = features.astype(np.float64)
+    if normalize:
+        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(x)
+    if not normalize:
+        return km.transform(x).min(axis=1)
+    c = km.cluster_centers_
+    c = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+    return 1.0 - (x @ c.T).max(axis=1)
+
+
+@register(
+    "self_sup_prototypes", family="geometry", window="top", balance=False,
+    paper="Sorscher et al. 2022, Beyond neural scaling laws (self-supervised prototypes)",
+)
+def self_sup_prototypes(
+    ctx: ScoringContext,
+    *,
+    rng: np.random.Generator,
+    balance: bool,
+    n_clusters: int = 0,
+    normalize: bool = True,
+    n_init: int = 3,
+) -> np.ndarray:
+    """Self-supervised prototype metric (Sorscher et al. 2022), as the Moderate paper ran it.
+
+    k-means with k = ``n_clusters`` (0 = the number of classes) on the penultimate features; the
+    score is the distance to the nearest centroid, and the default window ``top`` keeps the
+    farthest ("hardest") samples, Sorscher et al.'s rule for large budgets. Labels are not used.
+
+    Differences: Sorscher et al. cluster SwAV embeddings of an ImageNet self-supervised model
+    with faiss; we cluster the features of the pretrained model (what the Moderate paper's
+    baseline had) with scikit-learn's KMeans, seeded from ``rng``. O(n_init * iter * N k D)
+    time, O(N (D + k)) memory.
+    """
+    k = n_clusters or ctx.num_classes
+    seed = int(rng.integers(2**31 - 1))
+    return nearest_prototype_distance(ctx.features, k, normalize, seed, n_init)

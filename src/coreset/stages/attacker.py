@@ -1,0 +1,31 @@
+"""attacker: the model that crafts adversarial training examples, trained on the CLEAN data.
+
+Only trained when corrupt.adversarial.rate > 0; otherwise a marker is written, so that the
+clean default pipeline pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from coreset import artifacts
+from coreset.config import Params
+from coreset.io import atomic_path
+from coreset.stages._cli import run
+from coreset.stages.pretrain import train_model
+
+
+def main(p: Params, argv: list[str]) -> None:
+    if p.corrupt.adv_rate == 0:
+        with atomic_path(artifacts.ATTACKER) as tmp:
+            torch.save({"skipped": True}, tmp)
+        print("attacker: corrupt.adversarial.rate = 0, nothing to train")
+        return
+    images, labels = artifacts.raw_split("train")
+    model, name, _ = train_model(p, p.attacker, images, labels, seed=p.corrupt.seed,
+                                 desc="attacker")
+    artifacts.save_model(artifacts.ATTACKER, model, name, artifacts.meta())
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,74 @@
+"""corrupt: apply the scenario to the TRAINING split (the test split stays clean) and record every
+perturbed sample: which, how, and its original label.
+
+Corrupted images and adversarial images are disjoint random subsets; label noise is drawn
+independently, so a sample can be both mislabeled and corrupted (the paper's mixed scenario).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from coreset import artifacts
+from coreset.config import Params
+from coreset.io import atomic_dir, save_json
+from coreset.selection import budget
+from coreset.stages._cli import run
+
+
+def perturb(p: Params, images: np.ndarray, labels: np.ndarray, num_classes: int):
+    """Returns (images, labels, image_kind, label_flipped); inputs are not modified."""
+    c = p.corrupt
+    rng = np.random.default_rng(c.seed)
+    images = images.copy()
+    kind = np.full(len(labels), "", dtype="<U16")
+    order = rng.permutation(len(labels))
+    n_img, n_adv = budget(len(labels), c.image_rate), budget(len(labels), c.adv_rate)
+    img_idx, adv_idx = np.sort(order[:n_img]), np.sort(order[n_img : n_img + n_adv])
+    if n_img:
+        from coreset.data.corruptions import corrupt_images
+
+        images[img_idx], kind[img_idx] = corrupt_images(
+            images[img_idx], 1.0, list(c.image_types), c.severity, rng)
+    if n_adv:
+        images[adv_idx] = _attack(p, images[adv_idx], labels[adv_idx])
+        kind[adv_idx] = c.adv_method
+    noisy = labels
+    if c.label_rate > 0:
+        from coreset.data.label_noise import flip_labels
+
+        noisy = flip_labels(labels, c.label_rate, num_classes, c.label_mode, rng)
+    return images, noisy, kind, noisy != labels
+
+
+def _attack(p: Params, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    from coreset.data.adversarial import attack
+    from coreset.training import Normalizer, pick_device
+
+    m = artifacts.meta()
+    device = pick_device(p.device, p.cpu_threads)
+    model = artifacts.load_model(artifacts.ATTACKER, device)
+    c = p.corrupt
+    return attack(model, images, labels, method=c.adv_method, eps=c.eps, alpha=c.alpha,
+                  steps=c.steps, normalize=Normalizer(m.mean, m.std, device), device=device,
+                  seed=c.seed)
+
+
+def main(p: Params, argv: list[str]) -> None:
+    images, labels = artifacts.raw_split("train")
+    meta = artifacts.meta()
+    new_images, noisy, kind, flipped = perturb(p, images, labels, meta.num_classes)
+    with atomic_dir(artifacts.TRAIN) as tmp:
+        for key, arr in (("images", new_images), ("labels", noisy), ("true_labels", labels),
+                         ("image_kind", kind), ("label_flipped", flipped)):
+            np.save(tmp / f"{key}.npy", arr)
+        kinds, counts = np.unique(kind[kind != ""], return_counts=True)
+        summary = {"n": len(labels), "label_flipped": int(flipped.sum()),
+                   "image_kind": {str(k): int(v) for k, v in zip(kinds, counts, strict=True)},
+                   "perturbed": int(((kind != "") | flipped).sum())}
+        save_json(tmp / "summary.json", summary)
+    print(f"corrupt: {summary}")
+
+
+if __name__ == "__main__":
+    run(main)

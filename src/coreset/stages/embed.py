@@ -1,0 +1,42 @@
+"""embed: one eval-mode pass of each pretrained model over the training split: penultimate
+features (first model), softmax outputs, per-sample loss and the closed-form last-layer gradient
+norm (||p - y|| * sqrt(1 + ||h||^2), no backprop)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from coreset import artifacts
+from coreset.config import Params
+from coreset.io import save_npz
+from coreset.stages._cli import run
+from coreset.training import Normalizer, pick_device, predict
+
+
+def main(p: Params, argv: list[str]) -> None:
+    m = artifacts.meta()
+    device = pick_device(p.device, p.cpu_threads)
+    train = artifacts.training_set()
+    images = torch.from_numpy(train["images"]).to(device)
+    labels = torch.from_numpy(train["labels"]).to(device)
+    norm = Normalizer(m.mean, m.std, device)
+    probs, losses, grad_norms, features = [], [], [], None
+    for seed in p.pretrain_seeds:
+        model = artifacts.load_model(artifacts.PRETRAIN / f"seed{seed}.pt", device)
+        logits, h = predict(model, images, norm, p.embed_batch_size, features=True)
+        prob = logits.softmax(1)
+        err = prob - F.one_hot(labels, m.num_classes).float()
+        probs.append(prob.cpu().numpy())
+        losses.append(F.cross_entropy(logits, labels, reduction="none").cpu().numpy())
+        grad_norms.append((err.norm(dim=1) * (1 + h.square().sum(1)).sqrt()).cpu().numpy())
+        if features is None:  # Moderate and the geometry selectors use the first model's features
+            features = h.cpu().numpy()
+    save_npz(artifacts.EMBED, features=features.astype(np.float32), probs=np.stack(probs),
+             loss=np.stack(losses), grad_norm=np.stack(grad_norms))
+    print(f"embed: features {features.shape}, {len(probs)} model(s)")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,80 @@
+"""evaluate: one table per experiment: selector x seed -> test accuracy (mean +- std over the
+training seeds) and the fraction of the kept subset that is perturbed. Reads the CURRENT grid from
+params.yaml (never globs folders, which may hold outputs of removed grid values)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from coreset import artifacts
+from coreset.config import Params
+from coreset.io import load_json, load_npz, save_json, save_text
+from coreset.stages._cli import run
+
+SUMMARY = "metrics/summary.json"
+TABLE = "metrics/summary.md"
+ACCURACY_PLOT = "plots/accuracy.csv"
+
+
+def summarise(p: Params) -> pd.DataFrame:
+    """One row per recipe (plus the full-data row): accuracy mean/std and kept-perturbed."""
+    train = artifacts.training_set()
+    perturbed = artifacts.perturbed_mask(train)
+    rows = []
+    for name in ("full", *p.selectors):
+        accs = [load_json(artifacts.TRAIN_METRICS / f"{name}-{s}.json")["accuracy"]
+                for s in p.seeds]
+        if name == "full":
+            idx = np.arange(len(perturbed))
+        else:
+            idx = load_npz(artifacts.SELECTED / f"{name}.npz")["indices"]
+        rows.append({
+            "selector": name,
+            "method": "full data" if name == "full" else p.recipes[name].method,
+            "window": "" if name == "full" else p.recipes[name].window,
+            "kept": len(idx),
+            "accuracy": float(np.mean(accs)),
+            # sample standard deviation over seeds (ddof=1), 0 for a single seed
+            "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
+            "kept_perturbed": float(perturbed[idx].mean()) if len(idx) else 0.0,
+            "accs": accs,
+        })
+    return pd.DataFrame(rows)
+
+
+def markdown(df: pd.DataFrame, p: Params, perturbed_total: float) -> str:
+    lines = [
+        f"Dataset {p.dataset}, ratio {p.ratio:g}, {len(p.seeds)} seeds, "
+        f"{p.train.report}-epoch test accuracy (%), perturbed in the full set: "
+        f"{100 * perturbed_total:.1f} %",
+        "",
+        "| selector | method | window | kept | accuracy | kept perturbed |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for r in df.itertuples():
+        lines.append(f"| {r.selector} | {r.method} | {r.window} | {r.kept} | "
+                     f"{100 * r.accuracy:.2f} ± {100 * r.std:.2f} | "
+                     f"{100 * r.kept_perturbed:.1f} % |")
+    return "\n".join(lines) + "\n"
+
+
+def main(p: Params, argv: list[str]) -> None:
+    df = summarise(p)
+    perturbed_total = float(artifacts.perturbed_mask(artifacts.training_set()).mean())
+    save_json(SUMMARY, {
+        "dataset": p.dataset, "ratio": p.ratio, "report": p.train.report,
+        "perturbed": perturbed_total,
+        "selectors": {r.selector: {"accuracy": r.accuracy, "std": r.std, "kept": r.kept,
+                                   "kept_perturbed": r.kept_perturbed}
+                      for r in df.itertuples()},
+    })
+    plot = df[["selector", "accuracy", "std", "kept_perturbed"]]
+    save_text(ACCURACY_PLOT, plot.to_csv(index=False, float_format="%.6f"))
+    table = markdown(df, p, perturbed_total)
+    save_text(TABLE, table)
+    print(table)
+
+
+if __name__ == "__main__":
+    run(main)

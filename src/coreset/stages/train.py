@@ -1,0 +1,47 @@
+"""train@<recipe>-<seed>: a fresh model trained on the selected subset, tested on the clean test
+split. ``full`` as the recipe trains on the whole training split (the reference row).
+
+    python -m coreset.stages.train <recipe|full> <seed>
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from coreset import artifacts
+from coreset.config import Params
+from coreset.io import load_npz, save_json
+from coreset.stages._cli import StageError, run
+from coreset.stages.pretrain import train_model
+
+
+def main(p: Params, argv: list[str]) -> None:
+    if len(argv) != 2 or (argv[0] not in p.recipes and argv[0] != "full"):
+        raise StageError(f"usage: train <recipe|full> <seed>; recipes: {', '.join(p.recipes)}")
+    name, seed = argv[0], int(argv[1])
+    train = artifacts.training_set()
+    if name == "full":
+        idx = np.arange(len(train["labels"]))
+        weights = None
+    else:
+        sel = load_npz(artifacts.SELECTED / f"{name}.npz")
+        idx, weights = sel["indices"], sel["weights"]
+        weights = None if np.all(weights == 1) else weights
+    _, _, result = train_model(
+        p, p.train, train["images"][idx], train["labels"][idx], seed=seed,
+        desc=f"train {name} seed {seed}", curves=artifacts.CURVES / f"train/{name}-{seed}.csv",
+        weights=weights,
+    )
+    best = int(np.argmax([h["test_acc"] for h in result.history]))
+    save_json(artifacts.TRAIN_METRICS / f"{name}-{seed}.json", {
+        "selector": name, "seed": seed, "n_train": len(idx),
+        "accuracy": result.accuracy(p.train.report), "report": p.train.report,
+        "final_acc": result.history[-1]["test_acc"],
+        "best_acc": result.history[best]["test_acc"], "best_epoch": best + 1,
+    })
+    print(f"train@{name}-{seed}: {p.train.report} test accuracy "
+          f"{result.accuracy(p.train.report):.4f} on {len(idx)} samples")
+
+
+if __name__ == "__main__":
+    run(main)
