@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from coreset.io import atomic_path, load_json
 
@@ -65,14 +64,19 @@ def perturbed_mask(train: dict[str, np.ndarray]) -> np.ndarray:
     return (train["image_kind"] != "") | train["label_flipped"]
 
 
-def save_model(path: Path, model: torch.nn.Module, name: str, m: Meta) -> None:
+def save_model(path: Path, model, name: str, m: Meta) -> None:
+    import torch  # lazy: stages that only read arrays never pay for importing torch
+
     state = {"name": name, "num_classes": m.num_classes, "channels": m.channels,
              "image_size": m.image_size, "state_dict": model.state_dict()}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def load_model(path: Path, device: torch.device) -> torch.nn.Module:
+def load_model(path: Path, device):
+    """The saved model on ``device`` in eval mode."""
+    import torch
+
     from coreset.models import create
 
     state = torch.load(path, map_location=device, weights_only=True)

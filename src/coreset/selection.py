@@ -26,7 +26,8 @@ def class_budgets(counts: np.ndarray, ratio: float) -> np.ndarray:
     """Split budget(sum(counts), ratio) over classes proportionally (largest remainder method).
 
     Every class gets floor or ceil of ratio * n_c, and the total is exactly the global budget,
-    which DeepCore's per-class round() does not guarantee. Remainder ties go to the lower class.
+    which DeepCore's per-class round() does not guarantee. Remainder ties go to the smaller class
+    (then the lower label), so that a tiny class is not the one left out.
     """
     counts = np.asarray(counts, dtype=np.int64)
     total = budget(int(counts.sum()), ratio)
@@ -34,7 +35,7 @@ def class_budgets(counts: np.ndarray, ratio: float) -> np.ndarray:
     base = np.minimum(np.floor(exact).astype(np.int64), counts)
     short = total - int(base.sum())
     room = base < counts
-    order = np.lexsort((np.arange(len(counts)), -(exact - base)))  # largest remainder first
+    order = np.lexsort((np.arange(len(counts)), counts, -(exact - base)))  # largest remainder
     order = order[room[order]]
     base[order[:short]] += 1
     return base

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 from tqdm.auto import tqdm
 
 from coreset.scores.context import ModelAccess, ScoringContext
@@ -190,6 +189,8 @@ def _knn(features: np.ndarray, k: int) -> np.ndarray:
     k = min(k, n - 1)
     if k <= 0:
         return np.zeros((n, 0), dtype=np.int64)
+    from sklearn.neighbors import NearestNeighbors  # lazy: keeps `import coreset` fast
+
     nn = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(features)
     idx = nn.kneighbors(features, return_distance=False)
     # Drop each row's own index; with duplicate points it may not come first, so drop by value

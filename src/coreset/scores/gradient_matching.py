@@ -1,1 +1,361 @@
-"""(being written)"""
+"""Gradient matching (CRAIG, GRAD-MATCH) and bilevel (GLISTER) selection on last-layer gradients.
+
+All three work on the closed-form gradient of the cross-entropy w.r.t. the last linear layer of the
+first pretrained model, g_i = [b_i, b_i (x) h_i] with b_i = softmax - onehot and h_i the
+penultimate feature (``ctx.last_layer_grads``), as DeepCore does; ``grads="bias"`` keeps b_i only
+(C dims), a much cheaper proxy. The (C + C D)-dim gradients are never materialised: inner products
+are <b_i, b_j> (1 + <h_i, h_j>) and matrix-vector products go through b and h, so memory is
+O(n (C + D)) per class plus the per-method state stated in each docstring.
+
+Each selector returns a greedy order (first pick highest, never depending on the ratio: the orders
+are prefix-consistent); CRAIG and GRAD-MATCH also register a weigher that the select stage calls on
+the final selection.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import cho_factor, solve_triangular
+from scipy.optimize import nnls
+from tqdm.auto import tqdm
+
+from coreset.scores.context import ScoringContext
+from coreset.scores.registry import per_class_orders, register
+from coreset.scores.submodular import (
+    DEFAULT_MAX_BLOCK_BYTES,
+    OPTIMIZERS,
+    Embedding,
+    FacilityLocation,
+    Grouped,
+    IncrementalCholesky,
+    Similarity,
+    check_choice,
+    embedding,
+    greedy_length,
+    maximize,
+)
+
+GRADS = ("full_last_layer", "bias")
+VALIDATION = ("train", "holdout")
+
+
+def grad_embedding(ctx: ScoringContext, grads: str, idx: np.ndarray) -> Embedding:
+    """Factored last-layer gradients (``full_last_layer``) or bias gradients of samples ``idx``."""
+    check_choice("grads", grads, GRADS)
+    return embedding(ctx, "gradients" if grads == "full_last_layer" else "bias_gradients", idx)
+
+
+def _class_groups(labels: np.ndarray) -> list[np.ndarray]:
+    return [np.flatnonzero(labels == c) for c in np.unique(labels)]
+
+
+def _class_bar(ctx: ScoringContext, name: str, balance: bool) -> tqdm:
+    total = len(np.unique(ctx.labels)) if balance else 1
+    return tqdm(total=total, desc=name, unit="class", leave=False)
+
+
+# ----------------------------------------------------------------------------- CRAIG
+
+
+def _craig_function(ctx: ScoringContext, groups: list[np.ndarray], grads: str, metric: str,
+                    max_block_bytes: int) -> FacilityLocation | Grouped:
+    """Facility location whose similarity is zero across ``groups`` (classes)."""
+    fits = sum(len(g) ** 2 for g in groups) * 4 <= max_block_bytes
+    parts = [
+        FacilityLocation(Similarity(grad_embedding(ctx, grads, g), metric,
+                                    max_block_bytes if fits else 0))
+        for g in groups
+    ]
+    return parts[0] if len(parts) == 1 else Grouped(parts, groups)
+
+
+def craig_weights(
+    ctx: ScoringContext, selected: np.ndarray, *, grads: str = "full_last_layer",
+    metric: str = "euclidean", optimizer: str = "lazy", epsilon: float = 0.9,
+    max_ratio: float = 1.0, max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES,
+) -> np.ndarray:
+    """CRAIG weights (Mirzasoleiman et al. 2020): gamma_j = the number of samples of j's class whose
+    most similar selected sample (same class, same similarity as the greedy) is j.
+
+    Every selected sample represents at least itself, so weights are positive integers summing to
+    the size of the classes that have a selected sample. DeepCore adds 1 to every count (its
+    weights sum to n_c + k_c); we follow the paper. Time O(n_c k_c (C + D)) per class, memory
+    O(n_c) plus blocks of k_c x n_c similarity rows.
+    """
+    selected = np.asarray(selected, dtype=np.int64)
+    weights = np.zeros(len(selected))
+    for c in np.unique(ctx.labels[selected]):
+        members = np.flatnonzero(ctx.labels == c)
+        pos = np.flatnonzero(ctx.labels[selected] == c)
+        local = np.searchsorted(members, selected[pos])
+        sim = Similarity(grad_embedding(ctx, grads, members), metric, max_block_bytes=0)
+        weights[pos] = np.bincount(_nearest_selected(sim, local), minlength=len(local))
+    return weights
+
+
+def _nearest_selected(sim: Similarity, local: np.ndarray) -> np.ndarray:
+    """For every point, the position in ``local`` of its most similar selected point (first wins
+    ties); selected points are their own representative."""
+    best = np.full(sim.n, -np.inf)
+    arg = np.zeros(sim.n, dtype=np.int64)
+    step = max(1, (1 << 24) // max(sim.n, 1))  # 64 MB of float32 similarity rows at a time
+    for start in range(0, len(local), step):
+        rows = sim.rows(local[start : start + step])
+        top = rows.max(axis=0)
+        better = top > best
+        best[better], arg[better] = top[better], start + rows.argmax(axis=0)[better]
+    arg[local] = np.arange(len(local))
+    return arg
+
+
+@register("craig", family="gradient_matching", weigher=craig_weights,
+          paper="Mirzasoleiman et al. 2020, CRAIG (ICML); DeepCore")
+def craig(
+    ctx: ScoringContext, *, rng: np.random.Generator, balance: bool,
+    grads: str = "full_last_layer", metric: str = "euclidean", optimizer: str = "lazy",
+    epsilon: float = 0.9, max_ratio: float = 1.0, max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES,
+) -> np.ndarray:
+    """CRAIG: facility location greedy on d_max - ||g_i - g_j|| within each class, whose weighted
+    coreset bounds the full-gradient error (Mirzasoleiman et al. 2020).
+
+    As DeepCore: per class when balanced; globally, the similarity is still zero across classes
+    (DeepCore's block matrix), so the global greedy runs on per-class states (:class:`Grouped`),
+    never an N x N matrix (DeepCore allocates N x N float64). Time per class O(n_c^2 (C + D)) +
+    lazy greedy O(evaluations * n_c); memory O(n_c^2) float32 (on the fly when it exceeds
+    ``max_block_bytes``). See :func:`craig_weights` for the weights.
+    """
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    bar = _class_bar(ctx, "craig", balance)
+
+    def greedy(idx: np.ndarray) -> np.ndarray:
+        groups = [idx] if balance else _class_groups(ctx.labels)  # global: idx = arange(N)
+        fn = _craig_function(ctx, groups, grads, metric, max_block_bytes)
+        length = greedy_length(len(idx), max_ratio)
+        order = maximize(fn, length, optimizer, epsilon=epsilon, rng=rng, show=not balance)
+        bar.update()
+        return order
+
+    score = per_class_orders(ctx.labels, balance, greedy)
+    bar.close()
+    return score
+
+
+# ----------------------------------------------------------------------------- GRAD-MATCH
+
+
+def omp_order_dual(emb: Embedding, length: int, lam: float, max_block_bytes: int,
+                   show: bool = False) -> np.ndarray:
+    """Regularised orthogonal matching pursuit (GRAD-MATCH) through the Gram matrix K = A A^T.
+
+    Target b = sum_i g_i. Each step picks the largest projection <g_j, b - A_S^T x_S> among the
+    unpicked, with x_S = (K_SS + lam I)^-1 A_S b re-solved on the whole picked set. With
+    (K + lam I)[:, S] = Q L^T (:class:`IncrementalCholesky`) and L y = A_S b, the projections are
+    A b - Q y, updated in O(n) per pick after the O(n t) Cholesky column: O(n k^2) time and
+    O(n k) memory for k = ``length`` (DeepCore re-solves a t x t system per pick, O(k^4) in all,
+    with the removed ``torch.lstsq`` on a hard-coded cuda device).
+    """
+    gram = Similarity(emb, "dot", max_block_bytes)
+    target = emb.mean_inner()[0] * emb.n  # <g_i, sum_j g_j>
+    chol = IncrementalCholesky(lambda j: gram.rows(np.array([j]))[0], gram.diag(), lam, length)
+    proj, y = target.copy(), np.empty(length)
+    order = np.empty(length, dtype=np.int64)
+    for t in tqdm(range(length), desc="omp", leave=False, disable=not show or None):
+        j = int(np.argmax(proj))
+        q, row, pivot = chol.add(j)
+        y[t] = (target[j] - row @ y[:t]) / pivot
+        proj -= q * y[t]
+        order[t], proj[j] = j, -np.inf  # projections of picked samples are never needed again
+    return order
+
+
+def omp_order_primal(a: np.ndarray, length: int, lam: float, show: bool = False) -> np.ndarray:
+    """The same OMP with explicit d-dim rows ``a`` (bias gradients, d = C): the ridge residual is
+    b - A_S^T x_S = lam (A_S^T A_S + lam I)^-1 b, a d x d solve per pick. O(k (n d + d^3)) time,
+    O(n d + d^2) memory: the cheap path for bias gradients and for a global selection."""
+    target = a.sum(axis=0)
+    gram = lam * np.eye(a.shape[1])
+    resid = target.copy()
+    taken = np.zeros(len(a), dtype=bool)
+    order = np.empty(length, dtype=np.int64)
+    for t in tqdm(range(length), desc="omp", leave=False, disable=not show or None):
+        proj = a @ resid
+        proj[taken] = -np.inf
+        j = int(np.argmax(proj))
+        order[t], taken[j] = j, True
+        gram += np.outer(a[j], a[j])
+        resid = lam * np.linalg.solve(gram, target)
+    return order
+
+
+def gradmatch_weights(
+    ctx: ScoringContext, selected: np.ndarray, *, grads: str = "full_last_layer", lam: float = 1.0,
+    max_ratio: float = 1.0, max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES,
+) -> np.ndarray:
+    """GRAD-MATCH weights (Killamsetty et al. 2021), re-solved on the final selection: per class,
+    w >= 0 minimising ||sum_{j in S_c} w_j g_j - sum_{i in c} g_i||^2 + lam ||w||^2.
+
+    Solved exactly as NNLS: with K_SS + lam I = R^T R, the objective is ||R w - R^-T A_S b||^2 +
+    const. DeepCore instead runs NNLS on the normal equations (K_SS + lam I) w ~ A_S b, a different
+    problem once a constraint is active, drops zero-weight samples, and matches the class MEAN
+    gradient; matching the class SUM (GRAD-MATCH's code) only scales a class's weights by n_c, so
+    weights are comparable to counts and classes keep their share of the full gradient. Globally
+    selected sets are weighted per class too (the block-diagonal restriction of the global
+    problem). Time O(k_c^2 (C + D) + k_c^3) per class, memory O(k_c^2).
+    """
+    selected = np.asarray(selected, dtype=np.int64)
+    weights = np.zeros(len(selected))
+    for c in np.unique(ctx.labels[selected]):
+        members = np.flatnonzero(ctx.labels == c)
+        pos = np.flatnonzero(ctx.labels[selected] == c)
+        emb = grad_embedding(ctx, grads, members)
+        local = np.searchsorted(members, selected[pos])
+        gram = emb.gram_rows(local)[:, local] + lam * np.eye(len(local))
+        rhs = emb.mean_inner()[0][local] * emb.n
+        weights[pos] = _ridge_nnls(gram, rhs)
+    return weights
+
+
+def _ridge_nnls(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """argmin_{w >= 0} w^T gram w - 2 rhs^T w for a positive definite ``gram``."""
+    upper, _ = cho_factor(gram, lower=False)
+    r = np.triu(upper)
+    return nnls(r, solve_triangular(r, rhs, trans="T"), maxiter=50 * len(rhs))[0]
+
+
+@register("gradmatch", family="gradient_matching", weigher=gradmatch_weights,
+          paper="Killamsetty et al. 2021, GRAD-MATCH (ICML); DeepCore")
+def gradmatch(
+    ctx: ScoringContext, *, rng: np.random.Generator, balance: bool,
+    grads: str = "full_last_layer", lam: float = 1.0, max_ratio: float = 1.0,
+    max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES,
+) -> np.ndarray:
+    """GRAD-MATCH order: the picks of regularised OMP matching the gradient sum of each class
+    (balanced, DeepCore's default) or of all data, lam = 1 as DeepCore.
+
+    Full last-layer gradients use :func:`omp_order_dual` (O(n k^2), O(n k) memory: fine per class,
+    heavy for a global selection at large ``max_ratio``); bias gradients use the primal
+    :func:`omp_order_primal` (O(k n C)). DeepCore's OMP skips the ridge at its first pick
+    (x = <a, b> / <a, a>), which can change the second pick; we regularise every step, as the
+    objective does. The weigher (:func:`gradmatch_weights`) re-solves the weights.
+    """
+    check_choice("grads", grads, GRADS)
+    bar = _class_bar(ctx, "gradmatch", balance)
+
+    def greedy(idx: np.ndarray) -> np.ndarray:
+        length = greedy_length(len(idx), max_ratio)
+        if grads == "bias":
+            order = omp_order_primal(ctx.bias_grads(idx).astype(np.float64), length, lam,
+                                     show=not balance)
+        else:
+            order = omp_order_dual(grad_embedding(ctx, grads, idx), length, lam, max_block_bytes,
+                                   show=not balance)
+        bar.update()
+        return order
+
+    score = per_class_orders(ctx.labels, balance, greedy)
+    bar.close()
+    return score
+
+
+# ----------------------------------------------------------------------------- GLISTER
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def glister_order(b: np.ndarray, h: np.ndarray | None, val_logits: np.ndarray,
+                  val_onehot: np.ndarray, val_h: np.ndarray | None, length: int, eta: float,
+                  show: bool = False) -> np.ndarray:
+    """GLISTER-ONLINE greedy (Killamsetty et al. 2021) with the Taylor approximation, as DeepCore.
+
+    Gain of j: <g_j, grad L_val(theta_S)>, the first-order decrease of the validation loss after
+    a step along -g_j; theta_S is the last layer after one SGD step of size ``eta`` along the MEAN
+    gradient of the picks so far (DeepCore's update), so the validation gradient is recomputed
+    after EVERY pick. DeepCore never does (``upadate_state=`` typo), which makes its order a plain
+    top-k of the initial gains. Gains change with every pick (not submodular), so the greedy is
+    exact (naive), not lazy. ``h`` / ``val_h`` None: bias only.
+
+    Time per pick O((n + n_val) C D) (skinny matrix products), memory O((n + n_val) (C + D)). The
+    logit update through h is kept incrementally: sum_S (H_val h_s) b_s^T, O(n_val D) per pick.
+    """
+    b, val_onehot = b.astype(np.float32), val_onehot.astype(np.float32)
+    val_b, val_w = _val_gradient(val_logits, val_onehot, val_h)
+    sum_b = np.zeros(b.shape[1])
+    shift = np.zeros(val_logits.shape)  # H_val (sum_S b_s h_s^T)^T
+    taken = np.zeros(len(b), dtype=bool)
+    order = np.empty(length, dtype=np.int64)
+    for t in tqdm(range(length), desc="glister", leave=False, disable=not show or None):
+        gain = b @ val_b
+        if h is not None:
+            gain += np.einsum("ic,ic->i", b, h @ val_w.T)
+        gain[taken] = -np.inf
+        j = int(np.argmax(gain))
+        order[t], taken[j] = j, True
+        if t + 1 == length:
+            break
+        sum_b += b[j]
+        if h is not None:
+            shift += np.outer(val_h @ h[j], b[j])
+        logits = val_logits - eta / (t + 1) * (sum_b + shift)
+        val_b, val_w = _val_gradient(logits, val_onehot, val_h)
+    return order
+
+
+def _val_gradient(logits: np.ndarray, onehot: np.ndarray,
+                  h: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean last-layer gradient (bias part (C,), weight part (C, D) or None) of the val set."""
+    g = (_softmax(logits) - onehot).astype(np.float32)
+    return g.mean(axis=0), None if h is None else g.T @ h / len(g)
+
+
+def _validation_indices(n: int, validation: str, fraction: float,
+                        rng: np.random.Generator) -> np.ndarray:
+    check_choice("validation", validation, VALIDATION)
+    if validation == "train":
+        return np.arange(n)
+    if not 0 < fraction <= 1:
+        raise ValueError(f"holdout_fraction={fraction!r}: allowed values are in (0, 1]")
+    return np.sort(rng.choice(n, size=max(1, round(fraction * n)), replace=False))
+
+
+@register("glister", family="gradient_matching",
+          paper="Killamsetty et al. 2021, GLISTER (AAAI); DeepCore")
+def glister(
+    ctx: ScoringContext, *, rng: np.random.Generator, balance: bool,
+    grads: str = "full_last_layer", validation: str = "train", holdout_fraction: float = 0.1,
+    eta: float = 0.1, max_ratio: float = 1.0,
+) -> np.ndarray:
+    """GLISTER-ONLINE order (:func:`glister_order`), per class when balanced (DeepCore's default).
+
+    ``validation="train"``: the training set is its own validation set (DeepCore's default when no
+    validation set is given); ``"holdout"``: a seeded ``holdout_fraction`` of the training set
+    (its samples stay candidates; per class, a class without holdout samples uses its own).
+    ``eta`` = DeepCore's default (its training lr, 0.1). The initial logits are log(probs) of the
+    first model (softmax-equivalent). DeepCore differentiates CE applied to softmax outputs (a
+    double softmax); we use the true CE gradient softmax - onehot, as everywhere in this package.
+    Time O(k (n_c + n_val,c) C D) per class for k = ceil(max_ratio n_c); a global selection costs
+    O(k N C D): keep ``balance`` for large N.
+    """
+    check_choice("grads", grads, GRADS)
+    val = _validation_indices(ctx.n, validation, holdout_fraction, rng)
+    full = grads == "full_last_layer"
+    bar = _class_bar(ctx, "glister", balance)
+
+    def greedy(idx: np.ndarray) -> np.ndarray:
+        v = val[np.isin(val, idx)] if balance else val
+        v = v if len(v) else idx
+        order = glister_order(
+            ctx.bias_grads(idx), ctx.features[idx] if full else None,
+            np.log(np.maximum(ctx.probs[0, v], 1e-30)), ctx.onehot(v),
+            ctx.features[v] if full else None, greedy_length(len(idx), max_ratio), eta,
+            show=not balance,
+        )
+        bar.update()
+        return order
+
+    score = per_class_orders(ctx.labels, balance, greedy)
+    bar.close()
+    return score

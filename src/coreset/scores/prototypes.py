@@ -6,7 +6,6 @@ Both keep O(N) working memory (a few (N,) or (N, C) / (N, D) arrays); nothing is
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import KMeans
 from tqdm.auto import tqdm
 
 from coreset.scores.context import ScoringContext
@@ -112,6 +111,8 @@ def nearest_prototype_distance(
     x = features.astype(np.float64)
     if normalize:
         x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    from sklearn.cluster import KMeans  # lazy: keeps `import coreset` fast
+
     km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(x)
     if not normalize:
         return km.transform(x).min(axis=1)

@@ -70,9 +70,6 @@ class Embedding:
     def n(self) -> int:
         return len(self.u)
 
-    def take(self, idx: np.ndarray) -> Embedding:
-        return Embedding(self.u[idx], None if self.h is None else self.h[idx])
-
     def gram_rows(self, rows: np.ndarray) -> np.ndarray:
         """<x_r, x_j> for r in rows and every j: (len(rows), n). O(len(rows) n (p + D))."""
         g = self.u[rows] @ self.u.T
@@ -96,18 +93,19 @@ class Embedding:
         return ip, float(mu_u @ mu_u + np.sum(mu_w * mu_w))
 
 
-def embedding(ctx: ScoringContext, space: str) -> Embedding:
-    """The vectors a similarity is computed on, from the first pretrained model.
+def embedding(ctx: ScoringContext, space: str, idx: np.ndarray) -> Embedding:
+    """The vectors of samples ``idx`` that a similarity is computed on, from the first model.
 
     ``features``: penultimate features. ``gradients``: the closed-form gradient of the CE loss
-    w.r.t. the last linear layer (bias and weight), DeepCore's choice, kept factored.
-    ``bias_gradients``: softmax - onehot only (C dims), a cheaper proxy.
+    w.r.t. the last linear layer (bias and weight, as ``ctx.last_layer_grads``), DeepCore's
+    choice, kept factored. ``bias_gradients``: softmax - onehot only (C dims), a cheaper proxy.
+    O(len(idx) (C + D)) float64 memory.
     """
     check_choice("space", space, (*SPACES, "bias_gradients"))
     if space == "features":
-        return Embedding(ctx.features.astype(np.float64))
-    b = ctx.bias_grads().astype(np.float64)
-    return Embedding(b, ctx.features.astype(np.float64) if space == "gradients" else None)
+        return Embedding(ctx.features[idx].astype(np.float64))
+    b = ctx.bias_grads(idx).astype(np.float64)
+    return Embedding(b, ctx.features[idx].astype(np.float64) if space == "gradients" else None)
 
 
 # ----------------------------------------------------------------------------- similarity
@@ -473,13 +471,13 @@ def submodular_order(ctx: ScoringContext, name: str, *, rng: np.random.Generator
     """
     check_choice("metric", metric, METRICS)
     check_choice("optimizer", optimizer, OPTIMIZERS)
-    emb = embedding(ctx, space)
+    check_choice("space", space, SPACES)
     classes = len(np.unique(ctx.labels)) if balance else 1
     bar = tqdm(total=classes, desc=name, unit="class", leave=False)
 
     def greedy(idx: np.ndarray) -> np.ndarray:
         length = greedy_length(len(idx), max_ratio)
-        sim = Similarity(emb.take(idx), metric, max_block_bytes)
+        sim = Similarity(embedding(ctx, space, idx), metric, max_block_bytes)
         fn = make_function(name, sim, length, lam=lam, ridge=ridge)
         order = maximize(fn, length, optimizer, epsilon=epsilon, rng=rng, show=not balance)
         bar.update()

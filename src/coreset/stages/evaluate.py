@@ -15,6 +15,7 @@ from coreset.stages._cli import run
 SUMMARY = "metrics/summary.json"
 TABLE = "metrics/summary.md"
 ACCURACY_PLOT = "plots/accuracy.csv"
+CURVES_PLOT = "plots/test_acc.csv"
 
 
 def summarise(p: Params) -> pd.DataFrame:
@@ -41,6 +42,16 @@ def summarise(p: Params) -> pd.DataFrame:
             "accs": accs,
         })
     return pd.DataFrame(rows)
+
+
+def mean_curves(p: Params) -> pd.DataFrame:
+    """epoch x selector: clean test accuracy after each epoch, mean over the training seeds."""
+    cols = {}
+    for name in p.selectors:
+        runs = [pd.read_csv(artifacts.CURVES / f"train/{name}-{s}.csv") for s in p.seeds]
+        acc = pd.concat([r.set_index("epoch")["test_acc"] for r in runs], axis=1)
+        cols[name] = acc.mean(axis=1)
+    return pd.DataFrame(cols).rename_axis("epoch").reset_index()
 
 
 def markdown(df: pd.DataFrame, p: Params, perturbed_total: float) -> str:
@@ -71,6 +82,7 @@ def main(p: Params, argv: list[str]) -> None:
     })
     plot = df[["selector", "accuracy", "std", "kept_perturbed"]]
     save_text(ACCURACY_PLOT, plot.to_csv(index=False, float_format="%.6f"))
+    save_text(CURVES_PLOT, mean_curves(p).to_csv(index=False, float_format="%.6f"))
     table = markdown(df, p, perturbed_total)
     save_text(TABLE, table)
     print(table)
