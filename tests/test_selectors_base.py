@@ -5,11 +5,11 @@ import itertools
 
 import numpy as np
 import pytest
-from helpers_selectors import make_ctx
 
 from coreset.scores.geometry import herding_order, kcenter_order
 from coreset.scores.registry import get
 from coreset.selection import select
+from helpers_selectors import make_ctx
 
 RNG = np.random.default_rng(0)
 
@@ -53,7 +53,7 @@ def brute_herding(x, length):
     mu, chosen = x.mean(0), []
     for _ in range(length):
         rest = [j for j in range(len(x)) if j not in chosen]
-        errs = [np.linalg.norm(mu - x[chosen + [j]].mean(0)) for j in rest]
+        errs = [np.linalg.norm(mu - x[[*chosen, j]].mean(0)) for j in rest]
         chosen.append(rest[int(np.argmin(errs))])
     return chosen
 
