@@ -11,9 +11,11 @@ import numpy as np
 
 from coreset import artifacts
 from coreset.config import Params
-from coreset.io import atomic_dir, save_json
+from coreset.io import atomic_dir, atomic_path, save_json
 from coreset.selection import budget
 from coreset.stages._cli import run
+
+EXAMPLES = "plots/corruptions.png"
 
 
 def perturb(p: Params, images: np.ndarray, labels: np.ndarray, num_classes: int):
@@ -54,6 +56,30 @@ def _attack(p: Params, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
                   seed=c.seed)
 
 
+def example_figure(image: np.ndarray, types: tuple[str, ...], severity: int, seed: int) -> None:
+    """One clean image and each corruption type applied to it, side by side (plots/)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from coreset.data.corruptions import CORRUPTIONS
+
+    rng = np.random.default_rng(seed)
+    panels = [("clean", image)] + [(t, CORRUPTIONS[t](image[None], severity, rng)[0])
+                                   for t in types]
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.6 * len(panels), 1.9))
+    for ax, (title, img) in zip(np.atleast_1d(axes), panels, strict=True):
+        ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(title.replace("_", " "), fontsize=8)
+        ax.axis("off")
+    fig.suptitle(f"corruptions at severity {severity}", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(EXAMPLES) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
 def main(p: Params, argv: list[str]) -> None:
     images, labels = artifacts.raw_split("train")
     meta = artifacts.meta()
@@ -67,6 +93,7 @@ def main(p: Params, argv: list[str]) -> None:
                    "image_kind": {str(k): int(v) for k, v in zip(kinds, counts, strict=True)},
                    "perturbed": int(((kind != "") | flipped).sum())}
         save_json(tmp / "summary.json", summary)
+    example_figure(images[0], p.corrupt.image_types, p.corrupt.severity, p.corrupt.seed)
     print(f"corrupt: {summary}")
 
 
