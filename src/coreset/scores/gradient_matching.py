@@ -23,6 +23,7 @@ from coreset.scores.context import ScoringContext
 from coreset.scores.registry import per_class_orders, register
 from coreset.scores.submodular import (
     DEFAULT_MAX_BLOCK_BYTES,
+    METRICS,
     OPTIMIZERS,
     Embedding,
     FacilityLocation,
@@ -40,7 +41,8 @@ VALIDATION = ("train", "holdout")
 
 
 def grad_embedding(ctx: ScoringContext, grads: str, idx: np.ndarray) -> Embedding:
-    """Factored last-layer gradients (``full_last_layer``) or bias gradients of samples ``idx``."""
+    """Factored last-layer gradients (``full_last_layer``) or bias gradients of samples ``idx``;
+    O(len(idx) (C + D)) float64 memory instead of the (C + C D) columns of DeepCore's matrix."""
     check_choice("grads", grads, GRADS)
     return embedding(ctx, "gradients" if grads == "full_last_layer" else "bias_gradients", idx)
 
@@ -125,6 +127,7 @@ def craig(
     ``max_block_bytes``). See :func:`craig_weights` for the weights.
     """
     check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_choice("metric", metric, METRICS)
     bar = _class_bar(ctx, "craig", balance)
 
     def greedy(idx: np.ndarray) -> np.ndarray:
@@ -209,7 +212,7 @@ def gradmatch_weights(
         pos = np.flatnonzero(ctx.labels[selected] == c)
         emb = grad_embedding(ctx, grads, members)
         local = np.searchsorted(members, selected[pos])
-        gram = emb.gram_rows(local)[:, local] + lam * np.eye(len(local))
+        gram = emb.gram_rows(local, local) + lam * np.eye(len(local))
         rhs = emb.mean_inner()[0][local] * emb.n
         weights[pos] = _ridge_nnls(gram, rhs)
     return weights
@@ -261,9 +264,11 @@ def gradmatch(
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    """Row softmax of a float32 array, in place (this runs once per GLISTER pick)."""
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
 
 
 def glister_order(b: np.ndarray, h: np.ndarray | None, val_logits: np.ndarray,
@@ -282,15 +287,15 @@ def glister_order(b: np.ndarray, h: np.ndarray | None, val_logits: np.ndarray,
     logit update through h is kept incrementally: sum_S (H_val h_s) b_s^T, O(n_val D) per pick.
     """
     b, val_onehot = b.astype(np.float32), val_onehot.astype(np.float32)
-    val_b, val_w = _val_gradient(val_logits, val_onehot, val_h)
+    val_ht = None if val_h is None else np.ascontiguousarray(val_h.T, dtype=np.float32)
+    val_b, val_wt = _val_gradient(val_logits, val_onehot, val_ht)
     sum_b = np.zeros(b.shape[1])
     shift = np.zeros(val_logits.shape)  # H_val (sum_S b_s h_s^T)^T
     taken = np.zeros(len(b), dtype=bool)
     order = np.empty(length, dtype=np.int64)
     for t in tqdm(range(length), desc="glister", leave=False, disable=not show or None):
-        gain = b @ val_b
-        if h is not None:
-            gain += np.einsum("ic,ic->i", b, h @ val_w.T)
+        direction = val_b if h is None else val_b + h @ val_wt  # (C,) or (n, C)
+        gain = b @ direction if h is None else np.einsum("ic,ic->i", b, direction)
         gain[taken] = -np.inf
         j = int(np.argmax(gain))
         order[t], taken[j] = j, True
@@ -300,15 +305,15 @@ def glister_order(b: np.ndarray, h: np.ndarray | None, val_logits: np.ndarray,
         if h is not None:
             shift += np.outer(val_h @ h[j], b[j])
         logits = val_logits - eta / (t + 1) * (sum_b + shift)
-        val_b, val_w = _val_gradient(logits, val_onehot, val_h)
+        val_b, val_wt = _val_gradient(logits, val_onehot, val_ht)
     return order
 
 
 def _val_gradient(logits: np.ndarray, onehot: np.ndarray,
-                  h: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Mean last-layer gradient (bias part (C,), weight part (C, D) or None) of the val set."""
-    g = (_softmax(logits) - onehot).astype(np.float32)
-    return g.mean(axis=0), None if h is None else g.T @ h / len(g)
+                  ht: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean last-layer gradient of the val set: bias part (C,), weight part transposed (D, C)."""
+    g = _softmax(logits.astype(np.float32)) - onehot
+    return g.mean(axis=0), None if ht is None else ht @ g / len(g)
 
 
 def _validation_indices(n: int, validation: str, fraction: float,

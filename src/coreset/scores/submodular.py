@@ -70,11 +70,11 @@ class Embedding:
     def n(self) -> int:
         return len(self.u)
 
-    def gram_rows(self, rows: np.ndarray) -> np.ndarray:
-        """<x_r, x_j> for r in rows and every j: (len(rows), n). O(len(rows) n (p + D))."""
-        g = self.u[rows] @ self.u.T
+    def gram_rows(self, rows: np.ndarray, cols: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """<x_r, x_c> for r in rows and c in cols (default all): O(len(rows) len(cols) (p + D))."""
+        g = self.u[rows] @ self.u[cols].T
         if self.h is not None:
-            g *= 1.0 + self.h[rows] @ self.h.T
+            g *= 1.0 + self.h[rows] @ self.h[cols].T
         return g
 
     def sqnorms(self) -> np.ndarray:
@@ -89,7 +89,7 @@ class Embedding:
         if self.h is None:
             return self.u @ mu_u, float(mu_u @ mu_u)
         mu_w = self.u.T @ self.h / self.n  # (p, D): the mean of u (x) h
-        ip = self.u @ mu_u + np.einsum("ip,id->i", self.u @ mu_w, self.h)
+        ip = self.u @ mu_u + np.einsum("id,id->i", self.u @ mu_w, self.h)
         return ip, float(mu_u @ mu_u + np.sum(mu_w * mu_w))
 
 
@@ -184,7 +184,7 @@ class Similarity:
         elif self.metric == "dot":
             s = g
         elif self.metric == "euclidean":
-            s = self.shift - np.sqrt(self._sqdist(rows, g))
+            s = np.maximum(self.shift - np.sqrt(self._sqdist(rows, g)), 0.0)  # rounding stays >= 0
         else:
             s = np.exp(-self._sqdist(rows, g) / self.bandwidth)
         s = s.astype(np.float32)
@@ -439,7 +439,9 @@ def stochastic_greedy(fn: GainFunction, length: int, epsilon: float, rng: np.ran
 
 def maximize(fn: GainFunction, length: int, optimizer: str, *, epsilon: float = 0.9,
              rng: np.random.Generator | None = None, show: bool = False) -> np.ndarray:
-    """Greedy order of ``length`` picks (positions 0..n-1) with the named optimizer."""
+    """Greedy order of ``length`` picks (positions 0..n-1) with the named optimizer: ``naive``
+    (:func:`naive_greedy`), ``lazy`` (:func:`lazy_greedy`, DeepCore's default, same order as
+    naive) or ``stochastic`` (:func:`stochastic_greedy`, seeded by ``rng``)."""
     check_choice("optimizer", optimizer, OPTIMIZERS)
     if optimizer == "naive":
         return naive_greedy(fn, length, show)

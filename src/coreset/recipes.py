@@ -1,0 +1,353 @@
+"""``python -m coreset.recipes TABLE``: run the DVC experiments one paper table needs, then write
+the table (``python -m coreset.report``).
+
+    python -m coreset.recipes selectors_x_ratios --jobs 2            # digits, CPU
+    python -m coreset.recipes robustness --tiny --jobs 2             # a quick smoke run
+    python -m coreset.recipes selectors_x_ratios --preset cifar100_resnet50   # the paper, GPU
+
+Each experiment is ``dvc exp run --queue -S ...``; ``dvc exp run --run-all -j N`` runs them
+(blocking). Experiments that already exist (or are queued) with the same params are not queued
+again, so a rerun only writes the report. Experiments whose upstream stages (corrupt, pretrain,
+embed, scores) nothing has computed yet go first, one per distinct upstream, so the others
+restore those stages from DVC's run-cache instead of computing them side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from coreset.report import cli as report_cli
+from coreset.report import experiments
+from coreset.report.specs import ABLATION, BOOSTED
+
+TABLES = ("selectors_x_ratios", "robustness", "ablation", "boosted", "overlap",
+          "pretrain_epochs")
+REPORTS = {"ablation": ("ablation", "windows")}  # recipe -> report names (default: itself)
+PAPER_RATIOS = (0.2, 0.3, 0.4, 0.6, 0.8)  # Moderate, Tables 5-7
+ROBUST_RATIOS = (0.2, 0.3)  # Moderate, Tables 3, 4, 10
+# --tiny: one seed, a few epochs, three selectors; minutes on a CPU, for smoke runs only
+TINY = {"seeds": [0], "pretrain.seeds": [0], "pretrain.epochs": 2, "train.epochs": 3,
+        "attacker.epochs": 2}
+TINY_SELECTORS = ["random", "moderate", "el2n"]
+TINY_RATIOS = (0.2, 0.4)
+SCENARIOS = [  # Moderate: label noise (Tables 3, 10), corrupted images and adversarial (Table 4)
+    {"corrupt.label_noise.rate": 0.2}, {"corrupt.label_noise.rate": 0.35},
+    *({"corrupt.images.rate": r} for r in (0.05, 0.1, 0.2, 0.3)),
+    {"corrupt.adversarial.rate": 1.0, "corrupt.adversarial.method": "pgd"},
+    {"corrupt.adversarial.rate": 1.0, "corrupt.adversarial.method": "fgsm"},
+]
+TINY_SCENARIOS = [SCENARIOS[0], SCENARIOS[4],
+                  {"corrupt.adversarial.rate": 1.0, "corrupt.adversarial.method": "fgsm"}]
+PRETRAIN_EPOCHS = (1, 2, 5, 10, 20)  # DeepCore Table 4 / the slides: epochs before scoring
+TINY_PRETRAIN_EPOCHS = (1, 2, 3)
+# Params that change nothing before select@: experiments that differ only in these share every
+# upstream stage (download .. score).
+DOWNSTREAM = ("ratio", "seeds", "device", "cpu_threads", "train.")
+
+
+class RecipeError(RuntimeError):
+    """A problem the user must fix first (uncommitted baseline, unknown key); one line."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The experiments of one table: ``fixed`` overrides shared by all, one ``cell`` each."""
+
+    table: str
+    fixed: dict[str, Any]
+    cells: list[dict[str, Any]]
+
+
+# --- presets and overrides --------------------------------------------------------------------
+
+def presets() -> list[str]:
+    """Names of the bundled presets (src/coreset/presets/*.yaml)."""
+    folder = resources.files("coreset") / "presets"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """A preset: a flat mapping ``params key -> value`` applied as ``-S`` overrides."""
+    if name not in presets():
+        raise RecipeError(f"--preset {name!r} is unknown; known: {', '.join(presets())}")
+    text = (resources.files("coreset") / "presets" / f"{name}.yaml").read_text()
+    return dict(yaml.safe_load(text) or {})
+
+
+def check_keys(overrides: dict[str, Any], base: dict[str, Any], origin: str) -> None:
+    """Every override must name an existing leaf of params.yaml (as ``dvc exp run -S`` needs)."""
+    for key in overrides:
+        if key not in base:
+            raise RecipeError(f"{origin}: {key} is not a key of params.yaml")
+
+
+def parse_set(items: Sequence[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise RecipeError(f"-S {item!r}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def hydra(value: Any) -> str:
+    """A value in the override grammar of ``dvc exp run -S`` (Hydra's)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(hydra(v) for v in value) + "]"
+    text = str(value)
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", text) and text.lower() not in _KEYWORDS:
+        return text  # a plain word needs no quotes
+    return json.dumps(text)  # double-quoted with backslash escapes, as Hydra reads them
+
+
+_KEYWORDS = {"true", "false", "null", "inf", "nan"}
+
+
+# --- the plan ---------------------------------------------------------------------------------
+
+def plan(table: str, base: dict[str, Any], *, tiny: bool = False, preset: str | None = None,
+         ratios: Sequence[float] | None = None, selectors: Sequence[str] | None = None,
+         sets: dict[str, Any] | None = None) -> Plan:
+    """The experiments ``table`` needs, given the baseline params ``base`` (flattened)."""
+    if table not in TABLES:
+        raise RecipeError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
+    fixed: dict[str, Any] = {}
+    if preset:
+        fixed.update(load_preset(preset))
+        check_keys(fixed, base, f"preset {preset}")
+    if tiny:
+        fixed.update(TINY)
+    fixed.update(sets or {})
+    check_keys(fixed, base, "-S")
+    chosen = selectors or {"ablation": list(ABLATION), "boosted": list(BOOSTED)}.get(table)
+    if chosen is None and tiny:
+        chosen = TINY_SELECTORS
+    if chosen is not None:
+        fixed["selectors"] = list(chosen)
+    return Plan(table, fixed, _cells(table, base, tiny, ratios))
+
+
+def _cells(table: str, base: dict[str, Any], tiny: bool, ratios: Sequence[float] | None
+           ) -> list[dict[str, Any]]:
+    if table in ("overlap", "pretrain_epochs"):
+        default: Sequence[float] = (base["ratio"],)
+    elif table == "robustness":
+        default = ROBUST_RATIOS[:1] if tiny else ROBUST_RATIOS
+    else:
+        default = TINY_RATIOS if tiny else PAPER_RATIOS
+    by_ratio = [{"ratio": float(r)} for r in (ratios or default)]
+    if table == "robustness":
+        # ratio-major: the first experiment of each scenario runs before its other ratios
+        return [{**s, **r} for r in by_ratio for s in (TINY_SCENARIOS if tiny else SCENARIOS)]
+    if table == "pretrain_epochs":
+        epochs = TINY_PRETRAIN_EPOCHS if tiny else PRETRAIN_EPOCHS
+        return [{"pretrain.epochs": e, **r} for r in by_ratio for e in epochs]
+    return by_ratio
+
+
+def full_params(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The flattened params of an experiment: the baseline updated with its overrides."""
+    return {**base, **{k: experiments.freeze(v) for k, v in overrides.items()}}
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    skip = {"device", "cpu_threads"}
+    return all(a.get(k) == b.get(k) for k in (a.keys() | b.keys()) - skip)
+
+
+def _downstream(key: str) -> bool:
+    return any(key == d or (d.endswith(".") and key.startswith(d)) for d in DOWNSTREAM)
+
+
+def upstream(params: dict[str, Any]) -> tuple:
+    """The params that the stages before select@ depend on (all but DOWNSTREAM)."""
+    return tuple(sorted((k, v) for k, v in params.items() if not _downstream(k)))
+
+
+def schedule(p: Plan, base: dict[str, Any], done: list[dict[str, Any]],
+             pending: list[dict[str, Any]]) -> tuple[list[dict], list[dict], int]:
+    """(phase 1 cells, phase 2 cells, cells already done or queued). Phase 1 holds one
+    experiment per upstream that no completed experiment has computed yet."""
+    todo, skipped = [], 0
+    for cell in p.cells:
+        params = full_params(base, {**p.fixed, **cell})
+        if any(_same(params, d) for d in done + pending):
+            skipped += 1
+        else:
+            todo.append(cell)
+    known = {upstream(d) for d in done}
+    first, rest = [], []
+    for cell in todo:
+        key = upstream(full_params(base, {**p.fixed, **cell}))
+        (rest if key in known else first).append(cell)
+        known.add(key)
+    return first, rest, skipped
+
+
+# --- running ----------------------------------------------------------------------------------
+
+def _env() -> dict[str, str]:
+    """PATH with this interpreter's bin first: DVC's queue workers call `dvc` and `python`
+    from PATH, and must get this environment's (with the coreset package installed)."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+
+
+def check_baseline(root: Path) -> None:
+    """Queued experiments start from the last commit and restore the stages its dvc.lock
+    records: that commit must hold the baseline's dvc.lock, and dvc.yaml, dvc.lock and
+    params.yaml must have no uncommitted changes."""
+    fix = ("run `dvc repro`, then `git add dvc.yaml dvc.lock params.yaml && git commit -m "
+           "baseline`, and start the recipe again")
+    if _git(root, "rev-parse", "--verify", "HEAD").returncode != 0:
+        raise RecipeError(f"{root.resolve()} is not a git repository with a commit: {fix}")
+    if _git(root, "ls-files", "--error-unmatch", "dvc.lock").returncode != 0:
+        raise RecipeError(f"dvc.lock is not committed (no baseline to start from): {fix}")
+    dirty = _git(root, "status", "--porcelain", "--", "dvc.yaml", "dvc.lock", "params.yaml")
+    if dirty.stdout.strip():
+        files = ", ".join(line[3:] for line in dirty.stdout.splitlines())
+        raise RecipeError(f"uncommitted changes in {files}: the baseline must be committed "
+                          f"(experiments are queued from the last commit): {fix}")
+
+
+def _dvc(root: Path, *args: str, quiet: bool) -> int:
+    cmd = [sys.executable, "-m", "dvc", *args]
+    out = subprocess.DEVNULL if quiet else None
+    return subprocess.run(cmd, cwd=root, env=_env(), stdout=out, stderr=out).returncode
+
+
+def queue(root: Path, overrides: dict[str, Any], quiet: bool) -> None:
+    args = [a for k, v in overrides.items() for a in ("-S", f"{k}={hydra(v)}")]
+    if _dvc(root, "exp", "run", "--queue", *args, quiet=quiet) != 0:
+        raise RecipeError(f"`dvc exp run --queue {' '.join(args)}` failed")
+
+
+def run_queue(root: Path, jobs: int, quiet: bool) -> None:
+    """Run everything queued, ``jobs`` experiments at a time; returns when all have ended."""
+    _dvc(root, "exp", "run", "--run-all", "-j", str(jobs), quiet=quiet)
+
+
+def command(overrides: dict[str, Any]) -> str:
+    """The shell command that queues one experiment (for the log and --dry-run)."""
+    args = [a for k, v in overrides.items() for a in ("-S", f"{k}={hydra(v)}")]
+    return shlex.join(["dvc", "exp", "run", "--queue", *args])
+
+
+def report_args(p: Plan) -> list[str]:
+    """`python -m coreset.report` arguments: this recipe's tables, in its params context."""
+    args = list(REPORTS.get(p.table, (p.table,)))
+    for key, value in p.fixed.items():
+        if key not in ("seeds", "selectors"):
+            args += ["--set", f"{key}={json.dumps(value)}"]
+    if "selectors" in p.fixed and p.table not in ("ablation", "boosted"):
+        args += ["--selectors", ",".join(p.fixed["selectors"])]
+    return args
+
+
+def execute(p: Plan, root: Path, jobs: int, dry_run: bool = False, quiet: bool = False) -> int:
+    """Queue and run what is missing, then write the report. 0 if every experiment completed."""
+    base = experiments.flatten(yaml.safe_load((root / "params.yaml").read_text()))
+    records = experiments.show_json(root)
+    done = [e.params for e in experiments.parse_show(records)]
+    first, rest, skipped = schedule(p, base, done, experiments.pending_params(records))
+    print(f"{p.table}: {len(p.cells)} experiment(s), {skipped} already done or queued, "
+          f"{len(first) + len(rest)} to run"
+          + (f", {len(first)} of them first (each computes new upstream stages once)"
+             if first and rest else ""))
+    for phase, cells in (("first", first), ("then", rest)):
+        if not cells:
+            continue
+        start = time.monotonic()
+        for cell in cells:
+            overrides = {**p.fixed, **cell}
+            print(f"  [{phase}] {command(overrides)}")
+            if not dry_run:
+                queue(root, overrides, quiet)
+        if not dry_run:
+            print(f"  dvc exp run --run-all -j {jobs}")
+            run_queue(root, jobs, quiet)
+            print(f"  {len(cells)} experiment(s) ran in {time.monotonic() - start:.0f} s")
+    args = report_args(p)
+    print(f"  {shlex.join(['python', '-m', 'coreset.report', *args])}")
+    if dry_run:
+        return 0
+    missing = _missing(p, base, root)
+    if missing:
+        print(f"error: {missing} experiment(s) did not complete: see `dvc queue status` and "
+              "`dvc queue logs <name>`", file=sys.stderr)
+    status = report_cli.main([*args, "--root", str(root)])
+    return 1 if missing or status else 0
+
+
+def _missing(p: Plan, base: dict[str, Any], root: Path) -> int:
+    done = [e.params for e in experiments.parse_show(experiments.show_json(root))]
+    return sum(not any(_same(full_params(base, {**p.fixed, **c}), d) for d in done)
+               for c in p.cells)
+
+
+# --- command line -----------------------------------------------------------------------------
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
+def parser() -> argparse.ArgumentParser:
+    a = argparse.ArgumentParser(prog="python -m coreset.recipes", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("table", help=", ".join(TABLES))
+    a.add_argument("-j", "--jobs", type=int, default=1,
+                   help="experiments run at once (default 1; on a CPU, the number of cores)")
+    a.add_argument("--tiny", action="store_true",
+                   help=f"smoke run: {', '.join(f'{k}={v}' for k, v in TINY.items())}, "
+                        f"selectors {','.join(TINY_SELECTORS)}, fewer ratios/scenarios")
+    a.add_argument("--preset", help="params preset (src/coreset/presets/NAME.yaml)")
+    a.add_argument("--ratios", type=_floats, help="comma-separated selection ratios")
+    a.add_argument("--selectors", type=lambda s: [x for x in s.split(",") if x],
+                   help="comma-separated recipes (default: params.yaml's, or the table's)")
+    a.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra override for every experiment (as dvc exp run -S)")
+    a.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    a.add_argument("--root", type=Path, default=Path("."), help="repository root")
+    return a
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        check_baseline(args.root)
+        base = experiments.flatten(yaml.safe_load((args.root / "params.yaml").read_text()))
+        p = plan(args.table, base, tiny=args.tiny, preset=args.preset, ratios=args.ratios,
+                 selectors=args.selectors, sets=parse_set(args.set))
+        return execute(p, args.root, max(1, args.jobs), dry_run=args.dry_run)
+    except RecipeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
