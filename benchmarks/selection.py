@@ -93,6 +93,11 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _reset_peak() -> bool:
     """Reset the peak RSS (Linux >= 4.0), so that it measures the selector, not the imports."""
     try:
@@ -125,11 +130,11 @@ def child(data: Path, name: str, ratio: float) -> None:
     params = {"max_ratio": ratio} if "max_ratio" in spec.defaults else {}
     before = _rss_mb()
     clean = _reset_peak()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     score = spec.fn(ctx, rng=np.random.default_rng(0), balance=spec.balance, **params)
     seconds = time.perf_counter() - start
-    result = {"seconds": seconds, "rss_before_mb": before, "peak_mb": _peak_mb(),
-              "clean_peak": clean, "ranked": int(np.isfinite(score).sum())}
+    result = {"seconds": seconds, "cpu_seconds": _cpu_seconds() - cpu, "rss_before_mb": before,
+              "peak_mb": _peak_mb(), "clean_peak": clean, "ranked": int(np.isfinite(score).sum())}
     if spec.weigher is not None:
         picked = select(score, ctx.labels, ratio, spec.window, spec.balance,
                         np.random.default_rng(0))
@@ -157,14 +162,21 @@ def run_one(data: Path, name: str, ratio: float, timeout: float) -> dict:
     return {"status": "ok", **json.loads(lines[-1])}
 
 
+def _needs_model(spec: object) -> bool:
+    """Whether a selector needs backward passes with its default params."""
+    uses = getattr(spec, "uses_model", None)
+    return bool(uses(dict(spec.defaults))) if uses else bool(spec.needs_model)
+
+
 def _row(name: str, family: str, classes: int, ratio: str, r: dict) -> str:
     if r["status"] != "ok":
-        return f"| {name} | {family} | {classes} | {ratio} | | | | | | {r['status']} |"
+        return f"| {name} | {family} | {classes} | {ratio} | | | | | | | {r['status']} |"
     weigh = f"{r['weigher_seconds']:.1f}" if "weigher_seconds" in r else ""
     delta = r["peak_mb"] - r["rss_before_mb"]
     status = "ok" if r["clean_peak"] else "ok (peak includes imports)"
-    return (f"| {name} | {family} | {classes} | {ratio} | {r['seconds']:.1f} | {weigh} | "
-            f"{r['peak_mb']:.0f} | {delta:.0f} | {r['load']:.1f} | {status} |")
+    return (f"| {name} | {family} | {classes} | {ratio} | {r['seconds']:.1f} | "
+            f"{r['cpu_seconds']:.1f} | {weigh} | {r['peak_mb']:.0f} | {delta:.0f} | "
+            f"{r['load']:.1f} | {status} |")
 
 
 def main() -> None:
@@ -189,19 +201,20 @@ def main() -> None:
         print(f"import failed: coreset.scores.{mod}: {err}", file=sys.stderr)
     wanted = [s for s in args.selectors.split(",") if s] or sorted(registry)
     unknown = [s for s in wanted if s not in registry]
-    names = [s for s in wanted if s in registry and not registry[s].needs_model]
-    skipped = [s for s in wanted if s in registry and registry[s].needs_model]
+    names = [s for s in wanted if s in registry and not _needs_model(registry[s])]
+    skipped = [s for s in wanted if s in registry and _needs_model(registry[s])]
 
     print(f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
           f"numpy {np.__version__}, load average at start {os.getloadavg()[0]:.1f}\n")
-    print(f"N = {args.n}, D = {args.dim}, S = {args.models}, E = {args.epochs}; "
-          "score s = wall seconds of the score; weigher s = weights of the selection at that "
-          "ratio; peak MB = peak RSS of the subprocess while scoring and weighing (arrays "
-          "included); delta MB = peak - RSS before scoring; load = 1-min load average after the "
-          "run (> 2 means other processes shared the cores).\n")
-    print("| selector | family | C | ratio | score s | weigher s | peak MB | delta MB | load "
-          "| status |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(f"N = {args.n}, D = {args.dim}, S = {args.models}, E = {args.epochs}. "
+          "score s: wall seconds of the score; cpu s: its CPU seconds over all threads (less "
+          "sensitive to other processes than wall time); weigher s: wall seconds of the weights "
+          "of the selection at that ratio; peak MB: peak RSS of the subprocess while scoring "
+          "and weighing (arrays included); delta MB: peak - RSS before scoring; load: 1-min load "
+          "average after the run (> 2: other processes shared the cores).\n")
+    print("| selector | family | C | ratio | score s | cpu s | weigher s | peak MB | delta MB "
+          "| load | status |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for classes in [int(c) for c in args.classes.split(",")]:
         data = Path(tempfile.mkdtemp(prefix="coreset-bench-"))
         try:

@@ -60,6 +60,17 @@ def test_ties_are_decided_at_display_precision():
     assert t.rank[0].tolist() == [1.5, 1.5]
 
 
+def test_rows_with_a_missing_cell_are_shown_but_not_ranked():
+    runs = pd.concat([hand_runs(), pd.DataFrame(
+        {"selector": ["D"], "seed": [0], "accuracy": [0.999], "column": [0.2]})])
+    t = tables.build(runs, rows=["A", "B", "C", "D"])
+    assert t.mean.loc["D", 0] == pytest.approx(99.9) and pd.isna(t.mean.loc["D", 1])
+    assert t.avg_rank.tolist()[:3] == [2.25, 1.75, 2.0]  # as without D
+    assert pd.isna(t.avg_rank["D"]) and not t.best.loc["D"].any()
+    assert t.best[0].tolist() == [True, True, False, False]
+    assert "| D | 99.90 ± 0.00 | – | – |" in tables.markdown(t)
+
+
 def test_table_renderers_show_bold_ranks_and_reference():
     t = tables.build(hand_runs(), rows=["A", "B", "C"])
     md = tables.markdown(t, "title")

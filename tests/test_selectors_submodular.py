@@ -94,6 +94,21 @@ def test_stochastic_greedy_close_to_naive_value():
     np.testing.assert_array_equal(a, b)  # deterministic for a given rng
 
 
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "rbf"])
+def test_facility_location_gains_equal_brute_force_recomputation(metric):
+    sim = similarity(25, metric, seed=2)
+    s = sim.rows(np.arange(25)).astype(np.float64)
+    fn, chosen = sm.FacilityLocation(sim), []
+    for _ in range(25):
+        left = [j for j in range(25) if j not in chosen]
+        base = fl_value(s, chosen) if chosen else 0.0
+        brute = [fl_value(s, [*chosen, j]) - base for j in left]
+        np.testing.assert_allclose(fn.gains(np.array(left)), brute, rtol=1e-5, atol=1e-5)
+        chosen.append(left[int(np.argmax(brute))])
+        fn.add(chosen[-1])
+    assert abs(fn.value() - fl_value(s, chosen)) < 1e-4
+
+
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 def test_graph_cut_gains_equal_brute_force_recomputation(metric):
     sim, lam = similarity(25, metric, seed=4), 1.5

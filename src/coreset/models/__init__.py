@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from torchvision import models as tvm
 
 
 class Classifier(nn.Module):
@@ -45,9 +44,13 @@ def small_cnn(num_classes: int, in_channels: int, image_size: int) -> Classifier
     return Classifier(body, 128, num_classes)
 
 
-def _torchvision_resnet(builder: Callable[..., tvm.ResNet]) -> Callable[..., Classifier]:
+def _torchvision_resnet(builder: str) -> Callable[..., Classifier]:
     def make(num_classes: int, in_channels: int, image_size: int) -> Classifier:
-        net = builder(weights=None, num_classes=num_classes)
+        # imported here: torchvision.models costs ~1.5 s to import, which every stage of a
+        # digits run (small_cnn) would otherwise pay
+        from torchvision import models as tvm
+
+        net = getattr(tvm, builder)(weights=None, num_classes=num_classes)
         if image_size <= 64:
             # CIFAR-style stem (He et al. 2016 sec. 4.2; DeepCore, Moderate): a 3x3 stride-1 conv
             # and no max-pool, so 32 px inputs keep enough resolution for four stages.
@@ -65,6 +68,8 @@ def _torchvision_resnet(builder: Callable[..., tvm.ResNet]) -> Callable[..., Cla
 def vgg16(num_classes: int, in_channels: int, image_size: int) -> Classifier:
     """VGG-16 with batch norm (torchvision), global-pooled 512 features (an unseen architecture
     in the Moderate paper)."""
+    from torchvision import models as tvm
+
     net = tvm.vgg16_bn(weights=None)
     if in_channels != 3:
         net.features[0] = nn.Conv2d(in_channels, 64, 3, padding=1)
@@ -74,8 +79,8 @@ def vgg16(num_classes: int, in_channels: int, image_size: int) -> Classifier:
 
 MODELS: dict[str, Callable[[int, int, int], Classifier]] = {
     "small_cnn": small_cnn,
-    "resnet18": _torchvision_resnet(tvm.resnet18),
-    "resnet50": _torchvision_resnet(tvm.resnet50),
+    "resnet18": _torchvision_resnet("resnet18"),
+    "resnet50": _torchvision_resnet("resnet50"),
     "vgg16": vgg16,
 }
 

@@ -44,7 +44,10 @@ def collect(spec: Spec, exps: list[Experiment], context: Params, root: Path
     } for e in kept])
     runs = accuracies(kept, root).merge(meta.drop_duplicates("rev"), on="rev", sort=False)
     runs = runs.drop_duplicates(["column", "selector", "seed"], keep="first")
-    if runs["x"].nunique() < spec.min_x:
+    # a panel (e.g. one ratio) where the x axis did not vary is no evidence for this table
+    varied = runs.groupby("panel")["x"].transform("nunique") >= spec.min_x
+    runs = runs[varied]
+    if runs.empty:
         raise NoData(f"{spec.name}: the matching experiments do not vary {spec.x}"
                      f"{_left_out_note(left_out)}")
     if spec.needs and not set(spec.needs) & set(runs["selector"]):

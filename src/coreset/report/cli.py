@@ -83,10 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    exps = experiments.load(root, args.all_commits)
+    try:
+        exps = experiments.load(root, args.all_commits)
+    except RuntimeError as err:  # not a DVC repository, or DVC failed
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     out = args.out if args.out.is_absolute() else root / args.out
     options = {"selectors": args.selectors, "classes": args.classes}
-    status = 0
+    status, written = 0, 0
     for name in args.tables or NAMES:
         try:
             paths = write(name, exps, ctx, root, out, options)
@@ -98,4 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"skipped {err}")
             continue
         print(f"{name}: " + " ".join(str(p) for p in paths))
+        written += 1
+    if not written and not args.tables:
+        print("error: nothing to report: no completed experiment matches params.yaml (run "
+              "`dvc repro` or `python -m coreset.recipes TABLE` first)", file=sys.stderr)
+        return 1
     return status

@@ -3,7 +3,7 @@ bold, the average rank across columns, and the full-data accuracy as a reference
 
 Accuracies are reported in percent. Ties are decided at the displayed precision: two means that
 print the same are equally good (both bold, average rank), so floating-point noise in the last
-bit never picks a winner.
+bit never picks a winner. Rows with a missing cell are shown but neither ranked nor bold.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ class Table:
     mean: pd.DataFrame  # percent
     std: pd.DataFrame  # percent, sample std over seeds (ddof=1), 0 for one seed
     n: pd.DataFrame  # number of seeds
-    rank: pd.DataFrame  # 1 = best, ties get the average rank
-    avg_rank: pd.Series  # mean rank over the columns where the recipe has a value
+    rank: pd.DataFrame  # 1 = best, ties get the average rank; NaN for incomplete rows
+    avg_rank: pd.Series  # mean rank over the columns (NaN for incomplete rows)
     best: pd.DataFrame  # bool: the best mean of the column (all tied ones)
     decimals: int
 
@@ -61,11 +61,15 @@ def build(runs: pd.DataFrame, columns: Sequence[Column] | None = None,
             mean.loc[selector, j] = values.mean()
             std.loc[selector, j] = values.std(ddof=1) if len(values) > 1 else 0.0
             n.loc[selector, j] = len(values)
+    # Only rows with every cell compete: average ranks are then over the same columns, and a
+    # recipe that ran at some ratios only cannot change the others' ranks.
     shown = mean.loc[ranked].round(decimals)
-    rank = shown.rank(axis=0, method="average", ascending=False)
-    best = shown.eq(shown.max(axis=0), axis=1) & shown.notna()
-    return Table(ranked, ref, columns, mean, std, n, rank, rank.mean(axis=1, skipna=True),
-                 best, decimals)
+    complete = shown.notna().all(axis=1)
+    rank = shown[complete].rank(axis=0, method="average", ascending=False)
+    rank = rank.reindex(ranked)
+    top = shown[complete].max(axis=0)
+    best = shown.eq(top, axis=1) & complete.to_numpy()[:, None]
+    return Table(ranked, ref, columns, mean, std, n, rank, rank.mean(axis=1), best, decimals)
 
 
 def cell(table: Table, row: str, j: int, pm: str = "±") -> str | None:

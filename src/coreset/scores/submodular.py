@@ -74,7 +74,9 @@ class Embedding:
         """<x_r, x_c> for r in rows and c in cols (default all): O(len(rows) len(cols) (p + D))."""
         g = self.u[rows] @ self.u[cols].T
         if self.h is not None:
-            g *= 1.0 + self.h[rows] @ self.h[cols].T
+            hh = self.h[rows] @ self.h[cols].T
+            hh += 1.0
+            g *= hh
         return g
 
     def sqnorms(self) -> np.ndarray:
@@ -175,19 +177,26 @@ class Similarity:
         return total
 
     def _sqdist(self, rows: np.ndarray, gram: np.ndarray) -> np.ndarray:
-        return np.maximum(self.sq[rows, None] + self.sq[None, :] - 2.0 * gram, 0.0)
+        """Squared distances from the Gram block, in place (blocks are large)."""
+        gram *= -2.0
+        gram += self.sq[rows, None]
+        gram += self.sq[None, :]
+        return np.maximum(gram, 0.0, out=gram)
 
     def _compute(self, rows: np.ndarray) -> np.ndarray:
         g = self.emb.gram_rows(rows)
         if self.metric == "cosine":
-            s = 0.5 + 0.5 * (g * self.inv_norm[rows, None] * self.inv_norm[None, :])
-        elif self.metric == "dot":
-            s = g
+            g *= self.inv_norm[rows, None]
+            g *= 0.5 * self.inv_norm[None, :]
+            g += 0.5
         elif self.metric == "euclidean":
-            s = np.maximum(self.shift - np.sqrt(self._sqdist(rows, g)), 0.0)  # rounding stays >= 0
-        else:
-            s = np.exp(-self._sqdist(rows, g) / self.bandwidth)
-        s = s.astype(np.float32)
+            g = np.sqrt(self._sqdist(rows, g), out=g)
+            g = np.maximum(self.shift - g, 0.0, out=g)  # rounding never makes it negative
+        elif self.metric == "rbf":
+            g = self._sqdist(rows, g)
+            g *= -1.0 / self.bandwidth
+            g = np.exp(g, out=g)
+        s = g.astype(np.float32)
         s[np.arange(len(rows)), rows] = self._diag[rows]  # exact self-similarity, no rounding
         return s
 
