@@ -9,7 +9,7 @@ import pytest
 
 from coreset.scores import submodular as sm
 from coreset.scores.context import ScoringContext
-from coreset.scores.registry import REGISTRY
+from coreset.scores.registry import REGISTRY, per_class_orders
 
 NAMES = ("facility_location", "graph_cut", "log_determinant")
 
@@ -224,3 +224,20 @@ def test_registration_and_parameter_errors():
         sm.facility_location(ctx, rng=rng, balance=True, max_ratio=0.0)
     with pytest.raises(ValueError, match="PSD"):
         sm.log_determinant(ctx, rng=rng, balance=True, metric="euclidean")
+
+
+def test_concurrent_classes_equal_sequential_per_class_orders():
+    ctx = make_ctx(n=120, c=4)
+
+    def greedy(idx: np.ndarray) -> np.ndarray:
+        sim = sm.Similarity(sm.embedding(ctx, "gradients", idx), "cosine")
+        return sm.maximize(sm.FacilityLocation(sim), 20, "lazy")
+
+    expected = per_class_orders(ctx.labels, True, greedy)
+    for workers in (1, 3):
+        np.testing.assert_array_equal(sm.class_orders(ctx.labels, True, greedy, workers),
+                                      expected)
+    kw = dict(balance=True, optimizer="stochastic", epsilon=0.1, max_ratio=0.5)
+    a = sm.facility_location(ctx, rng=np.random.default_rng(3), **kw)
+    b = sm.facility_location(ctx, rng=np.random.default_rng(3), **kw)
+    np.testing.assert_array_equal(a, b)  # per-class generators: concurrency-proof

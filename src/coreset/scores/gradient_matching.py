@@ -14,13 +14,16 @@ the final selection.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy.linalg import cho_factor, solve_triangular
 from scipy.optimize import nnls
 from tqdm.auto import tqdm
 
 from coreset.scores.context import ScoringContext
-from coreset.scores.registry import per_class_orders, register
+from coreset.scores.registry import register
 from coreset.scores.submodular import (
     DEFAULT_MAX_BLOCK_BYTES,
     METRICS,
@@ -30,7 +33,11 @@ from coreset.scores.submodular import (
     Grouped,
     IncrementalCholesky,
     Similarity,
+    blas_threads,
     check_choice,
+    class_orders,
+    class_rngs,
+    default_workers,
     embedding,
     greedy_length,
     maximize,
@@ -84,14 +91,27 @@ def craig_weights(
     weights sum to n_c + k_c); we follow the paper. Time O(n_c k_c (C + D)) per class, memory
     O(n_c) plus blocks of k_c x n_c similarity rows.
     """
+    def counts(members: np.ndarray, local: np.ndarray) -> np.ndarray:
+        sim = Similarity(grad_embedding(ctx, grads, members), metric, max_block_bytes=0)
+        return np.bincount(_nearest_selected(sim, local), minlength=len(local))
+
+    return _per_class_weights(ctx.labels, selected, counts)
+
+
+def _per_class_weights(labels: np.ndarray, selected: np.ndarray,
+                       solve: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """Weights of ``selected`` from ``solve(class members, positions of the class's selected
+    samples among them)``, classes run concurrently on single-threaded BLAS (as scores are)."""
     selected = np.asarray(selected, dtype=np.int64)
     weights = np.zeros(len(selected))
-    for c in np.unique(ctx.labels[selected]):
-        members = np.flatnonzero(ctx.labels == c)
-        pos = np.flatnonzero(ctx.labels[selected] == c)
-        local = np.searchsorted(members, selected[pos])
-        sim = Similarity(grad_embedding(ctx, grads, members), metric, max_block_bytes=0)
-        weights[pos] = np.bincount(_nearest_selected(sim, local), minlength=len(local))
+    classes = np.unique(labels[selected])
+    pos = [np.flatnonzero(labels[selected] == c) for c in classes]
+    members = [np.flatnonzero(labels == c) for c in classes]
+    local = [np.searchsorted(m, selected[p]) for m, p in zip(members, pos, strict=True)]
+    workers = min(max(len(classes), 1), default_workers())
+    with blas_threads(1), ThreadPoolExecutor(workers) as pool:
+        for p, w in zip(pos, pool.map(solve, members, local), strict=True):
+            weights[p] = w
     return weights
 
 
@@ -129,16 +149,18 @@ def craig(
     check_choice("optimizer", optimizer, OPTIMIZERS)
     check_choice("metric", metric, METRICS)
     bar = _class_bar(ctx, "craig", balance)
+    rng_of = class_rngs(ctx.labels, balance, rng)
 
     def greedy(idx: np.ndarray) -> np.ndarray:
         groups = [idx] if balance else _class_groups(ctx.labels)  # global: idx = arange(N)
         fn = _craig_function(ctx, groups, grads, metric, max_block_bytes)
         length = greedy_length(len(idx), max_ratio)
-        order = maximize(fn, length, optimizer, epsilon=epsilon, rng=rng, show=not balance)
+        order = maximize(fn, length, optimizer, epsilon=epsilon, rng=rng_of(idx),
+                         show=not balance)
         bar.update()
         return order
 
-    score = per_class_orders(ctx.labels, balance, greedy)
+    score = class_orders(ctx.labels, balance, greedy)
     bar.close()
     return score
 
@@ -205,17 +227,12 @@ def gradmatch_weights(
     selected sets are weighted per class too (the block-diagonal restriction of the global
     problem). Time O(k_c^2 (C + D) + k_c^3) per class, memory O(k_c^2).
     """
-    selected = np.asarray(selected, dtype=np.int64)
-    weights = np.zeros(len(selected))
-    for c in np.unique(ctx.labels[selected]):
-        members = np.flatnonzero(ctx.labels == c)
-        pos = np.flatnonzero(ctx.labels[selected] == c)
+    def solve(members: np.ndarray, local: np.ndarray) -> np.ndarray:
         emb = grad_embedding(ctx, grads, members)
-        local = np.searchsorted(members, selected[pos])
         gram = emb.gram_rows(local, local) + lam * np.eye(len(local))
-        rhs = emb.mean_inner()[0][local] * emb.n
-        weights[pos] = _ridge_nnls(gram, rhs)
-    return weights
+        return _ridge_nnls(gram, emb.mean_inner()[0][local] * emb.n)
+
+    return _per_class_weights(ctx.labels, selected, solve)
 
 
 def _ridge_nnls(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -255,7 +272,7 @@ def gradmatch(
         bar.update()
         return order
 
-    score = per_class_orders(ctx.labels, balance, greedy)
+    score = class_orders(ctx.labels, balance, greedy)
     bar.close()
     return score
 
@@ -361,6 +378,6 @@ def glister(
         bar.update()
         return order
 
-    score = per_class_orders(ctx.labels, balance, greedy)
+    score = class_orders(ctx.labels, balance, greedy)
     bar.close()
     return score
