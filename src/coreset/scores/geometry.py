@@ -90,14 +90,20 @@ def kcenter_order(x: np.ndarray, length: int, first: int) -> np.ndarray:
     radius holds for every prefix of the order.
     """
     x = x.astype(np.float64)
+    sq = np.einsum("ij,ij->i", x, x)
+
+    def sq_dist(j: int) -> np.ndarray:
+        # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2: one matrix-vector product, no (n, D) temporary
+        return np.maximum(sq - 2.0 * (x @ x[j]) + sq[j], 0.0)
+
     order = np.empty(length, dtype=np.int64)
     order[0] = first
-    nearest = np.linalg.norm(x - x[first], axis=1)
+    nearest = sq_dist(first)  # squared distances: same argmax, no square roots
     nearest[first] = -1.0
     for t in range(1, length):
         j = int(np.argmax(nearest))
         order[t] = j
-        np.minimum(nearest, np.linalg.norm(x - x[j], axis=1), out=nearest)
+        np.minimum(nearest, sq_dist(j), out=nearest)
         nearest[j] = -1.0  # chosen centres must never be picked again, even at distance 0 ties
     return order
 

@@ -14,6 +14,9 @@ boundaries, which float64 errors practically never cross).
 
 Last-layer gradients are never materialised either: g = [b, b (x) h] with b = softmax - onehot and
 h the penultimate feature, so <g_i, g_j> = <b_i, b_j> (1 + <h_i, h_j>) costs O(C + D), not O(C D).
+
+Balanced (per-class) selection runs up to :func:`default_workers` classes at once, each on
+single-threaded BLAS (:func:`class_orders`): the memory bounds below hold per running class.
 """
 
 from __future__ import annotations
