@@ -6,7 +6,6 @@ Everything works per class or on running (N,) vectors: memory is O(N D), never N
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from coreset.scores.context import ScoringContext
 from coreset.scores.registry import per_class_orders, register
@@ -80,7 +79,7 @@ def herding(
     def greedy(idx: np.ndarray) -> np.ndarray:
         return herding_order(ctx.features[idx], _greedy_length(len(idx), max_ratio))
 
-    return per_class_orders(ctx.labels, balance, _progress(greedy, "herding", balance, ctx))
+    return per_class_orders(ctx.labels, balance, greedy, desc="herding")
 
 
 def kcenter_order(x: np.ndarray, length: int, first: int) -> np.ndarray:
@@ -117,19 +116,5 @@ def kcenter(
         first = int(rng.integers(len(idx)))
         return kcenter_order(ctx.features[idx], _greedy_length(len(idx), max_ratio), first)
 
-    return per_class_orders(ctx.labels, balance, _progress(greedy, "kcenter", balance, ctx))
+    return per_class_orders(ctx.labels, balance, greedy, desc="kcenter")
 
-
-def _progress(greedy, name: str, balance: bool, ctx: ScoringContext):
-    """Wrap a per-class greedy so that a progress bar advances once per class."""
-    total = len(np.unique(ctx.labels)) if balance else 1
-    bar = tqdm(total=total, desc=name, unit="class" if balance else "run", leave=False)
-
-    def wrapped(idx: np.ndarray) -> np.ndarray:
-        out = greedy(idx)
-        bar.update()
-        if bar.n == total:
-            bar.close()
-        return out
-
-    return wrapped

@@ -58,11 +58,6 @@ def _class_groups(labels: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(labels == c) for c in np.unique(labels)]
 
 
-def _class_bar(ctx: ScoringContext, name: str, balance: bool) -> tqdm:
-    total = len(np.unique(ctx.labels)) if balance else 1
-    return tqdm(total=total, desc=name, unit="class", leave=False)
-
-
 # ----------------------------------------------------------------------------- CRAIG
 
 
@@ -148,7 +143,6 @@ def craig(
     """
     check_choice("optimizer", optimizer, OPTIMIZERS)
     check_choice("metric", metric, METRICS)
-    bar = _class_bar(ctx, "craig", balance)
     rng_of = class_rngs(ctx.labels, balance, rng)
 
     def greedy(idx: np.ndarray) -> np.ndarray:
@@ -157,12 +151,9 @@ def craig(
         length = greedy_length(len(idx), max_ratio)
         order = maximize(fn, length, optimizer, epsilon=epsilon, rng=rng_of(idx),
                          show=not balance)
-        bar.update()
         return order
 
-    score = class_orders(ctx.labels, balance, greedy)
-    bar.close()
-    return score
+    return class_orders(ctx.labels, balance, greedy, desc="craig")
 
 
 # ----------------------------------------------------------------------------- GRAD-MATCH
@@ -259,7 +250,6 @@ def gradmatch(
     objective does. The weigher (:func:`gradmatch_weights`) re-solves the weights.
     """
     check_choice("grads", grads, GRADS)
-    bar = _class_bar(ctx, "gradmatch", balance)
 
     def greedy(idx: np.ndarray) -> np.ndarray:
         length = greedy_length(len(idx), max_ratio)
@@ -269,12 +259,9 @@ def gradmatch(
         else:
             order = omp_order_dual(grad_embedding(ctx, grads, idx), length, lam, max_block_bytes,
                                    show=not balance)
-        bar.update()
         return order
 
-    score = class_orders(ctx.labels, balance, greedy)
-    bar.close()
-    return score
+    return class_orders(ctx.labels, balance, greedy, desc="gradmatch")
 
 
 # ----------------------------------------------------------------------------- GLISTER
@@ -364,7 +351,6 @@ def glister(
     check_choice("grads", grads, GRADS)
     val = _validation_indices(ctx.n, validation, holdout_fraction, rng)
     full = grads == "full_last_layer"
-    bar = _class_bar(ctx, "glister", balance)
 
     def greedy(idx: np.ndarray) -> np.ndarray:
         v = val[np.isin(val, idx)] if balance else val
@@ -375,9 +361,6 @@ def glister(
             ctx.features[v] if full else None, greedy_length(len(idx), max_ratio), eta,
             show=not balance,
         )
-        bar.update()
         return order
 
-    score = class_orders(ctx.labels, balance, greedy)
-    bar.close()
-    return score
+    return class_orders(ctx.labels, balance, greedy, desc="glister")

@@ -6,7 +6,6 @@ Both keep O(N) working memory (a few (N,) or (N, C) / (N, D) arrays); nothing is
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from coreset.scores.context import ScoringContext
 from coreset.scores.registry import per_class_orders, register
@@ -84,19 +83,11 @@ def contextual_diversity(
     memory O(N C).
     """
     probs = ctx.probs[0]
-    total = len(np.unique(ctx.labels)) if balance else 1
-    bar = tqdm(total=total, desc="contextual_diversity", leave=False, disable=None)
-
     def greedy(idx: np.ndarray) -> np.ndarray:
         first = int(rng.integers(len(idx)))
-        order = contextual_diversity_order(probs[idx], _greedy_length(len(idx), max_ratio), first)
-        bar.update()
-        return order
+        return contextual_diversity_order(probs[idx], _greedy_length(len(idx), max_ratio), first)
 
-    try:
-        return per_class_orders(ctx.labels, balance, greedy)
-    finally:
-        bar.close()
+    return per_class_orders(ctx.labels, balance, greedy, desc="contextual_diversity")
 
 
 def nearest_prototype_distance(

@@ -105,14 +105,45 @@ def order_to_score(order: np.ndarray, n: int) -> np.ndarray:
     return score
 
 
+def with_class_progress(
+    greedy: Callable[[np.ndarray], np.ndarray], labels: np.ndarray, balance: bool, desc: str | None
+):
+    """``greedy`` wrapped so that a tqdm bar advances once per class (or once, globally).
+    Returns (wrapped, close); without ``desc`` the greedy is returned as it is."""
+    if desc is None:
+        return greedy, lambda: None
+    from tqdm.auto import tqdm
+
+    total = len(np.unique(labels)) if balance else 1
+    bar = tqdm(total=total, desc=desc, unit="class" if balance else "run", leave=False)
+
+    def wrapped(idx: np.ndarray) -> np.ndarray:
+        out = greedy(idx)
+        bar.update()
+        return out
+
+    return wrapped, bar.close
+
+
 def per_class_orders(
-    labels: np.ndarray, balance: bool, greedy: Callable[[np.ndarray], np.ndarray]
+    labels: np.ndarray,
+    balance: bool,
+    greedy: Callable[[np.ndarray], np.ndarray],
+    desc: str | None = None,
 ) -> np.ndarray:
     """Run ``greedy(indices) -> positions into indices, first pick first`` per class or globally.
 
     Per-class greedy orders are merged into one score by rank within the class, so that a balanced
     top-k per class takes exactly each class's first picks.
     """
+    greedy, close = with_class_progress(greedy, labels, balance, desc)
+    try:
+        return _merge_orders(labels, balance, greedy)
+    finally:
+        close()
+
+
+def _merge_orders(labels: np.ndarray, balance: bool, greedy) -> np.ndarray:
     n = len(labels)
     if not balance:
         return order_to_score(greedy(np.arange(n)), n)

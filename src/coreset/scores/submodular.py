@@ -32,7 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from coreset.scores.context import ScoringContext
-from coreset.scores.registry import per_class_orders, register
+from coreset.scores.registry import per_class_orders, register, with_class_progress
 
 SPACES = ("features", "gradients")
 METRICS = ("cosine", "euclidean", "rbf")
@@ -82,7 +82,7 @@ def blas_threads(limit: int | None) -> Iterator[None]:
 
 
 def class_orders(labels: np.ndarray, balance: bool, greedy: Callable[[np.ndarray], np.ndarray],
-                 workers: int | None = None) -> np.ndarray:
+                 workers: int | None = None, desc: str | None = None) -> np.ndarray:
     """:func:`~coreset.scores.registry.per_class_orders`, with the classes run concurrently.
 
     Per-class greedy steps are many small matrix products; multi-threaded BLAS gains little on
@@ -93,12 +93,16 @@ def class_orders(labels: np.ndarray, balance: bool, greedy: Callable[[np.ndarray
     states at a time. A global selection runs as one greedy with the default BLAS threads.
     """
     if not balance:
-        return per_class_orders(labels, False, greedy)
+        return per_class_orders(labels, False, greedy, desc)
     groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
     workers = min(len(groups), workers or default_workers())
-    with blas_threads(1), ThreadPoolExecutor(workers) as pool:
-        done = {int(labels[g[0]]): order for g, order in zip(groups, pool.map(greedy, groups),
-                                                               strict=True)}
+    greedy, close = with_class_progress(greedy, labels, True, desc)
+    try:
+        with blas_threads(1), ThreadPoolExecutor(workers) as pool:
+            done = {int(labels[g[0]]): order
+                    for g, order in zip(groups, pool.map(greedy, groups), strict=True)}
+    finally:
+        close()
     return per_class_orders(labels, True, lambda idx: done[int(labels[idx[0]])])
 
 
@@ -544,22 +548,16 @@ def submodular_order(ctx: ScoringContext, name: str, *, rng: np.random.Generator
     check_choice("metric", metric, METRICS)
     check_choice("optimizer", optimizer, OPTIMIZERS)
     check_choice("space", space, SPACES)
-    classes = len(np.unique(ctx.labels)) if balance else 1
-    bar = tqdm(total=classes, desc=name, unit="class", leave=False)
     rng_of = class_rngs(ctx.labels, balance, rng)
 
     def greedy(idx: np.ndarray) -> np.ndarray:
         length = greedy_length(len(idx), max_ratio)
         sim = Similarity(embedding(ctx, space, idx), metric, max_block_bytes)
         fn = make_function(name, sim, length, lam=lam, ridge=ridge)
-        order = maximize(fn, length, optimizer, epsilon=epsilon, rng=rng_of(idx),
-                         show=not balance)
-        bar.update()
-        return order
+        return maximize(fn, length, optimizer, epsilon=epsilon, rng=rng_of(idx),
+                        show=not balance)
 
-    score = class_orders(ctx.labels, balance, greedy)
-    bar.close()
-    return score
+    return class_orders(ctx.labels, balance, greedy, desc=name)
 
 
 @register("facility_location", family="submodular", paper=_PAPER)
