@@ -46,8 +46,8 @@ def test_default_params_are_valid():
         ("corrupt.label_noise.rate", -0.1, "corrupt.label_noise.rate = -0.1"),
         ("corrupt.label_noise.mode", "asym", "corrupt.label_noise.mode = 'asym'"),
         ("corrupt.images.types", ["blur"], "corrupt.images.types = ['blur']"),
-        ("selector.el2n.window", "middle", "selector.el2n.window = 'middle'"),
-        ("selector.el2n.method", "el3n", "selector.el2n.method = 'el3n'"),
+        ("recipes.el2n.window", "middle", "recipes.el2n.window = 'middle'"),
+        ("recipes.el2n.method", "el3n", "recipes.el2n.method = 'el3n'"),
         ("train.schedule", "linear", "train.schedule = 'linear'"),
         ("seeds", [], "seeds = []"),
         ("device", "tpu", "device = 'tpu'"),
@@ -62,8 +62,8 @@ def test_bad_values_name_key_value_and_allowed(key, value, message):
 
 
 def test_unknown_selector_param_is_named():
-    tree = with_value("selector.moderate.params", {"centre": "mean"})
-    with pytest.raises(ConfigError, match=r"selector.moderate.params.centre .*allowed: center"):
+    tree = with_value("recipes.moderate.params", {"centre": "mean"})
+    with pytest.raises(ConfigError, match=r"recipes.moderate.params.centre .*allowed: center"):
         parse(tree)
 
 

@@ -85,7 +85,7 @@ def test_pipeline_end_to_end_and_incremental_reruns(repo):
     assert UPSTREAM | {"score@random", "score@moderate", "train_full@0"} <= skipped(out)
 
     # one selector's parameter: only that selector's stages rerun
-    out = sh(repo, "dvc", "exp", "run", "-S", "selector.moderate.params.center=mean")
+    out = sh(repo, "dvc", "exp", "run", "-S", "recipes.moderate.params.center=mean")
     assert ran(out) == {"score@moderate", "select@moderate", "train@moderate-0", "evaluate"}
 
     # the label-noise rate: everything from corrupt on, never download

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from coreset import recipes
+from coreset import paper_tables as tables_cmd
 from coreset.config import parse
 from coreset.report import analyses, tables
 from coreset.report.experiments import Experiment, flatten, matching, parse_show, prioritised
@@ -125,14 +125,14 @@ def test_window_masks_keep_bottom_moderate_and_top_of_the_score():
 
 def exp(rev: str, ts: str = "", **params) -> Experiment:
     base = {"ratio": 0.2, "train.epochs": 3, "seeds": (0,), "selectors": ("random",),
-            "selector.random.method": "random", "selector.other.method": "x"}
+            "recipes.random.method": "random", "recipes.other.method": "x"}
     return Experiment(rev, "", ts, {**base, **params}, ("full", "random"))
 
 
 def test_matching_leaves_out_other_params_but_not_free_axes_or_unrun_recipes():
     context = exp("ctx").params
     exps = [exp("a"), exp("b", ratio=0.4, seeds=(0, 1)), exp("c", **{"train.epochs": 30}),
-            exp("d", **{"selector.other.method": "y"})]
+            exp("d", **{"recipes.other.method": "y"})]
     kept, left_out = matching(exps, context, ("ratio",))
     assert [e.rev for e in kept] == ["a", "b", "d"]  # d changed a recipe it did not run
     assert left_out == {"train.epochs": 1}
@@ -170,10 +170,10 @@ def base_params() -> dict:
     return flatten(yaml.safe_load((ROOT / "params.yaml").read_text()))
 
 
-@pytest.mark.parametrize("name", recipes.presets())
+@pytest.mark.parametrize("name", tables_cmd.presets())
 def test_presets_are_valid_params(name):
     tree = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for key, value in recipes.load_preset(name).items():
+    for key, value in tables_cmd.load_preset(name).items():
         node = tree
         *parents, leaf = key.split(".")
         for part in parents:
@@ -184,40 +184,41 @@ def test_presets_are_valid_params(name):
 
 
 def test_presets_hold_the_paper_settings():
-    c100 = recipes.load_preset("cifar100_resnet50")
+    c100 = tables_cmd.load_preset("cifar100_resnet50")
     assert (c100["train.model"], c100["train.epochs"], c100["train.milestones"]) == (
         "resnet50", 200, [60, 120, 160])
-    assert recipes.load_preset("tinyimagenet_resnet50")["data.image_size"] == 64
-    assert recipes.load_preset("cifar10_resnet18_deepcore")["train.schedule"] == "cosine"
+    assert tables_cmd.load_preset("tinyimagenet_resnet50")["data.image_size"] == 64
+    assert tables_cmd.load_preset("cifar10_resnet18_deepcore")["train.schedule"] == "cosine"
 
 
 def test_plan_cells_and_overrides():
     base = base_params()
-    p = recipes.plan("robustness", base, tiny=True)
-    assert p.fixed["selectors"] == recipes.TINY_SELECTORS and p.fixed["train.epochs"] == 3
-    assert len(p.cells) == len(recipes.TINY_SCENARIOS)
-    assert recipes.plan("ablation", base).fixed["selectors"] == list(recipes.ABLATION)
-    sxr = recipes.plan("selectors_x_ratios", base, ratios=[0.2, 0.5])
+    p = tables_cmd.plan("robustness", base, tiny=True)
+    assert p.fixed["selectors"] == tables_cmd.TINY_SELECTORS and p.fixed["train.epochs"] == 3
+    assert len(p.cells) == len(tables_cmd.TINY_SCENARIOS)
+    assert tables_cmd.plan("ablation", base).fixed["selectors"] == list(tables_cmd.ABLATION)
+    sxr = tables_cmd.plan("selectors_x_ratios", base, ratios=[0.2, 0.5])
     assert sxr.cells == [{"ratio": 0.2}, {"ratio": 0.5}] and sxr.fixed == {}
-    with pytest.raises(recipes.RecipeError, match=r"not a key of params\.yaml"):
-        recipes.plan("selectors_x_ratios", base, sets={"train.epoch": 3})
+    with pytest.raises(tables_cmd.TableError, match=r"not a key of params\.yaml"):
+        tables_cmd.plan("selectors_x_ratios", base, sets={"train.epoch": 3})
 
 
 def test_schedule_skips_done_and_runs_new_upstreams_first():
     base = base_params()
-    p = recipes.plan("pretrain_epochs", base, ratios=[0.2, 0.3])
-    done = [recipes.full_params(base, {"pretrain.epochs": 1, "ratio": 0.2})]
-    first, rest, skipped = recipes.schedule(p, base, done, [])
+    p = tables_cmd.plan("pretrain_epochs", base, ratios=[0.2, 0.3])
+    done = [tables_cmd.full_params(base, {"pretrain.epochs": 1, "ratio": 0.2})]
+    first, rest, skipped = tables_cmd.schedule(p, base, done, [])
     assert skipped == 1
     # pretrain.epochs=1 at 0.3 shares the done experiment's upstream: no need to go first
     assert {"pretrain.epochs": 1, "ratio": 0.3} in rest
-    assert [c["pretrain.epochs"] for c in first] == [e for e in recipes.PRETRAIN_EPOCHS if e != 1]
+    expected = [e for e in tables_cmd.PRETRAIN_EPOCHS if e != 1]
+    assert [c["pretrain.epochs"] for c in first] == expected
 
 
 def test_hydra_values():
-    assert recipes.hydra(["random", "el2n"]) == "[random,el2n]"
-    assert recipes.hydra("data/x") == '"data/x"' and recipes.hydra("true") == '"true"'
-    assert recipes.hydra(False) == "false" and recipes.hydra(0.0005) == "0.0005"
+    assert tables_cmd.hydra(["random", "el2n"]) == "[random,el2n]"
+    assert tables_cmd.hydra("data/x") == '"data/x"' and tables_cmd.hydra("true") == '"true"'
+    assert tables_cmd.hydra(False) == "false" and tables_cmd.hydra(0.0005) == "0.0005"
 
 
 def git(repo: Path, *args: str) -> None:
@@ -226,21 +227,21 @@ def git(repo: Path, *args: str) -> None:
 
 
 def test_recipe_refuses_an_uncommitted_baseline(tmp_path):
-    with pytest.raises(recipes.RecipeError, match="not a git repository"):
-        recipes.check_baseline(tmp_path)
+    with pytest.raises(tables_cmd.TableError, match="not a git repository"):
+        tables_cmd.check_baseline(tmp_path)
     (tmp_path / "params.yaml").write_text("ratio: 0.2\n")
     git(tmp_path, "init", "-q")
     git(tmp_path, "add", "-A")
     git(tmp_path, "commit", "-qm", "x")
-    with pytest.raises(recipes.RecipeError, match=r"dvc\.lock is not committed"):
-        recipes.check_baseline(tmp_path)
+    with pytest.raises(tables_cmd.TableError, match=r"dvc\.lock is not committed"):
+        tables_cmd.check_baseline(tmp_path)
     (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
     git(tmp_path, "add", "-A")
     git(tmp_path, "commit", "-qm", "lock")
-    recipes.check_baseline(tmp_path)
+    tables_cmd.check_baseline(tmp_path)
     (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
-    with pytest.raises(recipes.RecipeError, match=r"uncommitted changes in dvc\.lock"):
-        recipes.check_baseline(tmp_path)
+    with pytest.raises(tables_cmd.TableError, match=r"uncommitted changes in dvc\.lock"):
+        tables_cmd.check_baseline(tmp_path)
 
 
 # --- end to end: a recipe on a temporary git + DVC repository ---------------------------------
@@ -266,7 +267,7 @@ def tiny_repo(tmp_path_factory) -> Path:
     (repo / ".dvc").mkdir()
     shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
     tree = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for key, value in {**recipes.TINY, "selectors": TINY_SELECTORS}.items():
+    for key, value in {**tables_cmd.TINY, "selectors": TINY_SELECTORS}.items():
         node = tree
         *parents, leaf = key.split(".")
         for part in parents:
@@ -279,7 +280,7 @@ def tiny_repo(tmp_path_factory) -> Path:
     run(repo, "dvc", "repro", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "baseline")
-    run(repo, "coreset.recipes", "selectors_x_ratios", "--tiny", "--jobs", "2",
+    run(repo, "coreset.paper_tables", "selectors_x_ratios", "--tiny", "--jobs", "2",
         "--selectors", ",".join(TINY_SELECTORS), "--ratios", "0.2,0.3,0.4")
     return repo
 
@@ -306,7 +307,7 @@ def test_recipe_writes_the_table_from_real_experiments(tiny_repo):
 def test_recipe_rerun_queues_nothing_and_reproduces_the_files(tiny_repo):
     out = tiny_repo / "plots" / "report"
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    proc = run(tiny_repo, "coreset.recipes", "selectors_x_ratios", "--tiny", "--jobs", "2",
+    proc = run(tiny_repo, "coreset.paper_tables", "selectors_x_ratios", "--tiny", "--jobs", "2",
                "--selectors", ",".join(TINY_SELECTORS), "--ratios", "0.2,0.3,0.4")
     assert "3 already done or queued, 0 to run" in proc.stdout
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -314,7 +315,7 @@ def test_recipe_rerun_queues_nothing_and_reproduces_the_files(tiny_repo):
 
 @pytest.mark.integration
 def test_report_overlap_windows_and_missing_tables(tiny_repo):
-    sets = [f"--set={k}={json.dumps(v)}" for k, v in recipes.TINY.items()]
+    sets = [f"--set={k}={json.dumps(v)}" for k, v in tables_cmd.TINY.items()]
     run(tiny_repo, "coreset.report", "overlap", "windows", *sets)
     out = tiny_repo / "plots" / "report"
     kept = pd.read_csv(out / "overlap_ratio30_kept.csv", index_col=0)

@@ -189,31 +189,29 @@ def _corrupt(tree: dict) -> CorruptParams:
 
 
 def _recipes(tree: dict, selectors: tuple[str, ...]) -> dict[str, Recipe]:
-    from coreset.scores.registry import load_all
+    from coreset.scores.registry import ParamError, load_all, validate_params
 
     registry = load_all()
-    section = _get(tree, "selector")
+    section = _get(tree, "recipes")
     if not isinstance(section, dict):
-        raise _fail("selector", section, "a mapping of recipe name -> {method, window, ...}")
+        raise _fail("recipes", section, "a mapping of recipe name -> {method, window, ...}")
     for name in selectors:
         if name not in section:
             raise _fail("selectors", name,
-                        f"a recipe defined under `selector:` ({', '.join(section)})")
+                        f"a recipe defined under `recipes:` ({', '.join(section)})")
     recipes = {}
     for name in section:
-        key = f"selector.{name}"
+        key = f"recipes.{name}"
         method = _choice(tree, f"{key}.method", tuple(sorted(registry)))
         params = _get(tree, f"{key}.params")
         if not isinstance(params, dict):
             raise _fail(f"{key}.params", params, "a mapping (use {} for none)")
-        known = registry[method].defaults
-        for p in params:
-            if p not in known:
-                allowed = ", ".join(known) or "none"
-                raise ConfigError(f"params.yaml: {key}.params.{p} is not a parameter of "
-                                  f"{method!r}; allowed: {allowed}")
+        try:
+            full = validate_params(method, params)
+        except ParamError as err:
+            raise ConfigError(f"params.yaml: {key}.params.{err}") from None
         recipes[name] = Recipe(name, method, _choice(tree, f"{key}.window", WINDOWS),
-                               _bool(tree, f"{key}.balance"), {**known, **params})
+                               _bool(tree, f"{key}.balance"), full)
     return recipes
 
 

@@ -27,8 +27,8 @@ def _left_out_note(left_out: dict[str, int]) -> str:
 
 
 def recipe_order(context: Params) -> list[str]:
-    """Recipes in the order params.yaml defines them under `selector:`."""
-    return list(dict.fromkeys(k.split(".")[1] for k in context if k.startswith("selector.")))
+    """Recipes in the order params.yaml defines them under `recipes:`."""
+    return list(dict.fromkeys(k.split(".")[1] for k in context if k.startswith("recipes.")))
 
 
 def collect(spec: Spec, exps: list[Experiment], context: Params, root: Path
@@ -140,7 +140,7 @@ def write_overlap(exps: list[Experiment], context: Params, root: Path, out: Path
 
 def _moderate_recipe(exp: Experiment) -> str | None:
     ran = exp.params.get("selectors", ())
-    names = [r for r in ran if exp.params.get(f"selector.{r}.method") == "moderate"]
+    names = [r for r in ran if exp.params.get(f"recipes.{r}.method") == "moderate"]
     return "moderate" if "moderate" in names else (names[0] if names else None)
 
 
@@ -157,8 +157,8 @@ def write_windows(exps: list[Experiment], context: Params, root: Path, out: Path
     labels = files.array("data/train/labels.npy")
     score = files.array(f"data/scores/{recipe}.npz", "score")
     masks = analyses.window_masks(score, labels, float(exp.params["ratio"]),
-                                  bool(exp.params[f"selector.{recipe}.balance"]))
-    center = exp.params.get(f"selector.{recipe}.params.center", "median")
+                                  bool(exp.params[f"recipes.{recipe}.balance"]))
+    center = exp.params.get(f"recipes.{recipe}.params.center", "median")
     points, where, centres = analyses.project(files.array("data/embed.npz", "features"),
                                               labels, list(classes), center)
     path = out / "windows.png"

@@ -105,6 +105,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         written += 1
     if not written and not args.tables:
         print("error: nothing to report: no completed experiment matches params.yaml (run "
-              "`dvc repro` or `python -m coreset.recipes TABLE` first)", file=sys.stderr)
+              "`dvc repro` or `python -m coreset.paper_tables TABLE` first)", file=sys.stderr)
         return 1
     return status

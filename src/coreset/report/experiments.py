@@ -141,13 +141,13 @@ def load(root: str | Path = ".", all_commits: bool = False) -> list[Experiment]:
 def differing(exp: Experiment, context: dict[str, Any], free: Iterable[str]) -> set[str]:
     """Params in which ``exp`` differs from ``context``, besides the table's ``free`` axes.
 
-    A recipe's own settings (``selector.<name>.*``) count only when the experiment ran it, so
+    A recipe's own settings (``recipes.<name>.*``) count only when the experiment ran it, so
     adding a recipe to params.yaml does not orphan earlier experiments."""
     skip = IGNORED | set(free)
     ran = set(exp.params.get("selectors", ()))
     differ = set()
     for key in exp.params.keys() | context.keys():
-        if key in skip or (key.startswith("selector.") and key.split(".")[1] not in ran):
+        if key in skip or (key.startswith("recipes.") and key.split(".")[1] not in ran):
             continue
         if exp.params.get(key, _MISSING) != context.get(key, _MISSING):
             differ.add(key)

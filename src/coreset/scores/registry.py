@@ -83,6 +83,26 @@ def register(
     return deco
 
 
+class ParamError(ValueError):
+    """A selector parameter value is not allowed: names the parameter, the value and the rule."""
+
+    def __init__(self, param: str, value: object, allowed: str) -> None:
+        super().__init__(f"{param} = {value!r} is not allowed: {allowed}")
+        self.param, self.value, self.allowed = param, value, allowed
+
+
+def validate_params(method: str, params: dict) -> dict:
+    """The recipe's params merged over the method's defaults, or ParamError for an unknown
+    parameter. (Value checks per parameter are declared next to each selector.)"""
+    spec = get(method)
+    for name in params:
+        if name not in spec.defaults:
+            raise ParamError(name, params[name],
+                             f"not a parameter of {method!r}; allowed: "
+                             f"{', '.join(spec.defaults) or 'none'}")
+    return {**spec.defaults, **params}
+
+
 def get(name: str) -> SelectorSpec:
     load_all()
     if name not in REGISTRY:

@@ -10,9 +10,9 @@ import torch
 
 from coreset import artifacts
 from coreset.config import Params
+from coreset.fitting import train_model
 from coreset.io import atomic_path
 from coreset.stages._cli import run
-from coreset.stages.pretrain import train_model
 
 
 def main(p: Params, argv: list[str]) -> None:

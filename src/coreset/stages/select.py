@@ -10,10 +10,10 @@ import numpy as np
 from coreset import artifacts
 from coreset.config import Params
 from coreset.io import load_npz, save_npz
+from coreset.score_inputs import build_context, selection_rng
 from coreset.scores.registry import get
 from coreset.selection import select
 from coreset.stages._cli import StageError, run
-from coreset.stages.score import build_context, selection_rng
 
 
 def main(p: Params, argv: list[str]) -> None:
@@ -27,7 +27,7 @@ def main(p: Params, argv: list[str]) -> None:
         idx = select(score, labels, p.ratio, recipe.window, recipe.balance,
                      selection_rng(p, recipe.method, 1))
     except ValueError as err:
-        raise StageError(f"selector.{recipe.name}: {err}") from None
+        raise StageError(f"recipes.{recipe.name}: {err}") from None
     weights = np.ones(len(idx), dtype=np.float32)
     if spec.weigher is not None:  # Craig / GradMatch: per-sample weights of the chosen subset
         ctx = build_context(p, with_model=False)

@@ -10,9 +10,9 @@ import numpy as np
 
 from coreset import artifacts
 from coreset.config import Params
+from coreset.fitting import train_model
 from coreset.io import load_npz, save_json
 from coreset.stages._cli import StageError, run
-from coreset.stages.pretrain import train_model
 
 
 def main(p: Params, argv: list[str]) -> None:

@@ -1,9 +1,9 @@
-"""``python -m coreset.recipes TABLE``: run the DVC experiments one paper table needs, then write
-the table (``python -m coreset.report``).
+"""``python -m coreset.paper_tables TABLE``: run the DVC experiments one paper table needs, then
+write the table (``python -m coreset.report``).
 
-    python -m coreset.recipes selectors_x_ratios --jobs 2            # digits, CPU
-    python -m coreset.recipes robustness --tiny --jobs 2             # a quick smoke run
-    python -m coreset.recipes selectors_x_ratios --preset cifar100_resnet50   # the paper, GPU
+    python -m coreset.paper_tables selectors_x_ratios --jobs 2            # digits, CPU
+    python -m coreset.paper_tables robustness --tiny --jobs 2             # a quick smoke run
+    python -m coreset.paper_tables selectors_x_ratios --preset cifar100_resnet50   # the paper, GPU
 
 Each experiment is ``dvc exp run --queue -S ...``; ``dvc exp run --run-all -j N`` runs them
 (blocking). Experiments that already exist (or are queued) with the same params are not queued
@@ -36,7 +36,7 @@ from coreset.report.specs import ABLATION, BOOSTED
 
 TABLES = ("selectors_x_ratios", "robustness", "ablation", "boosted", "overlap",
           "pretrain_epochs")
-REPORTS = {"ablation": ("ablation", "windows")}  # recipe -> report names (default: itself)
+REPORTS = {"ablation": ("ablation", "windows")}  # table -> report names (default: itself)
 PAPER_RATIOS = (0.2, 0.3, 0.4, 0.6, 0.8)  # Moderate, Tables 5-7
 ROBUST_RATIOS = (0.2, 0.3)  # Moderate, Tables 3, 4, 10
 # --tiny: one seed, a few epochs, three selectors; minutes on a CPU, for smoke runs only
@@ -58,7 +58,7 @@ TINY_PRETRAIN_EPOCHS = (1, 2, 3)
 DOWNSTREAM = ("ratio", "seeds", "device", "cpu_threads", "train.")
 
 
-class RecipeError(RuntimeError):
+class TableError(RuntimeError):
     """A problem the user must fix first (uncommitted baseline, unknown key); one line."""
 
 
@@ -82,7 +82,7 @@ def presets() -> list[str]:
 def load_preset(name: str) -> dict[str, Any]:
     """A preset: a flat mapping ``params key -> value`` applied as ``-S`` overrides."""
     if name not in presets():
-        raise RecipeError(f"--preset {name!r} is unknown; known: {', '.join(presets())}")
+        raise TableError(f"--preset {name!r} is unknown; known: {', '.join(presets())}")
     text = (resources.files("coreset") / "presets" / f"{name}.yaml").read_text()
     return dict(yaml.safe_load(text) or {})
 
@@ -91,7 +91,7 @@ def check_keys(overrides: dict[str, Any], base: dict[str, Any], origin: str) -> 
     """Every override must name an existing leaf of params.yaml (as ``dvc exp run -S`` needs)."""
     for key in overrides:
         if key not in base:
-            raise RecipeError(f"{origin}: {key} is not a key of params.yaml")
+            raise TableError(f"{origin}: {key} is not a key of params.yaml")
 
 
 def parse_set(items: Sequence[str]) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise RecipeError(f"-S {item!r}: expected KEY=VALUE")
+            raise TableError(f"-S {item!r}: expected KEY=VALUE")
         out[key] = yaml.safe_load(value)
     return out
 
@@ -130,7 +130,7 @@ def plan(table: str, base: dict[str, Any], *, tiny: bool = False, preset: str | 
          sets: dict[str, Any] | None = None) -> Plan:
     """The experiments ``table`` needs, given the baseline params ``base`` (flattened)."""
     if table not in TABLES:
-        raise RecipeError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
+        raise TableError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
     fixed: dict[str, Any] = {}
     if preset:
         fixed.update(load_preset(preset))
@@ -222,15 +222,15 @@ def check_baseline(root: Path) -> None:
     records: that commit must hold the baseline's dvc.lock, and dvc.yaml, dvc.lock and
     params.yaml must have no uncommitted changes."""
     fix = ("run `dvc repro`, then `git add dvc.yaml dvc.lock params.yaml && git commit -m "
-           "baseline`, and start the recipe again")
+           "baseline`, and start the table command again")
     if _git(root, "rev-parse", "--verify", "HEAD").returncode != 0:
-        raise RecipeError(f"{root.resolve()} is not a git repository with a commit: {fix}")
+        raise TableError(f"{root.resolve()} is not a git repository with a commit: {fix}")
     if _git(root, "ls-files", "--error-unmatch", "dvc.lock").returncode != 0:
-        raise RecipeError(f"dvc.lock is not committed (no baseline to start from): {fix}")
+        raise TableError(f"dvc.lock is not committed (no baseline to start from): {fix}")
     dirty = _git(root, "status", "--porcelain", "--", "dvc.yaml", "dvc.lock", "params.yaml")
     if dirty.stdout.strip():
         files = ", ".join(line[3:] for line in dirty.stdout.splitlines())
-        raise RecipeError(f"uncommitted changes in {files}: the baseline must be committed "
+        raise TableError(f"uncommitted changes in {files}: the baseline must be committed "
                           f"(experiments are queued from the last commit): {fix}")
 
 
@@ -243,7 +243,7 @@ def _dvc(root: Path, *args: str, quiet: bool) -> int:
 def queue(root: Path, overrides: dict[str, Any], quiet: bool) -> None:
     args = [a for k, v in overrides.items() for a in ("-S", f"{k}={hydra(v)}")]
     if _dvc(root, "exp", "run", "--queue", *args, quiet=quiet) != 0:
-        raise RecipeError(f"`dvc exp run --queue {' '.join(args)}` failed")
+        raise TableError(f"`dvc exp run --queue {' '.join(args)}` failed")
 
 
 def run_queue(root: Path, jobs: int, quiet: bool) -> None:
@@ -258,7 +258,7 @@ def command(overrides: dict[str, Any]) -> str:
 
 
 def report_args(p: Plan) -> list[str]:
-    """`python -m coreset.report` arguments: this recipe's tables, in its params context."""
+    """`python -m coreset.report` arguments: this table command's reports, in its params context."""
     args = list(REPORTS.get(p.table, (p.table,)))
     for key, value in p.fixed.items():
         if key not in ("seeds", "selectors"):
@@ -315,7 +315,7 @@ def _floats(text: str) -> list[float]:
 
 
 def parser() -> argparse.ArgumentParser:
-    a = argparse.ArgumentParser(prog="python -m coreset.recipes", description=__doc__,
+    a = argparse.ArgumentParser(prog="python -m coreset.paper_tables", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add_argument("table", help=", ".join(TABLES))
     a.add_argument("-j", "--jobs", type=int, default=1,
@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p = plan(args.table, base, tiny=args.tiny, preset=args.preset, ratios=args.ratios,
                  selectors=args.selectors, sets=parse_set(args.set))
         return execute(p, args.root, max(1, args.jobs), dry_run=args.dry_run)
-    except RecipeError as err:
+    except TableError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

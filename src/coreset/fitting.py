@@ -1,0 +1,51 @@
+"""Build a model by name and fit it on uint8 arrays, tested on the clean test split: what the
+pretrain, attacker and train stages share (a stage module never imports another stage)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from coreset import artifacts
+from coreset.config import Params, TrainParams
+from coreset.io import save_text
+from coreset.models import create, resolve
+from coreset.training import FitResult, Normalizer, fit, pick_device, resolve_augment
+
+
+def train_model(
+    p: Params, tp: TrainParams, images: np.ndarray, labels: np.ndarray, *, seed: int, desc: str,
+    curves=None, weights: np.ndarray | None = None, record_dynamics: bool = False,
+) -> tuple[torch.nn.Module, str, FitResult]:
+    """Build the model named in ``tp`` and fit it on uint8 ``images``; test on the clean split.
+    Per-epoch curves go to the CSV file ``curves`` when given."""
+    m = artifacts.meta()
+    device = pick_device(p.device, p.cpu_threads)
+    torch.manual_seed(seed)  # the initial weights depend on the seed only
+    name = resolve(tp.model, m.channels, m.image_size)
+    model = create(name, m.num_classes, m.channels, m.image_size).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    test_x, test_y = artifacts.raw_split("test")
+    to = {"device": device}
+    result = fit(
+        model, torch.from_numpy(images).to(**to), torch.from_numpy(labels).to(**to), tp,
+        Normalizer(m.mean, m.std, device), seed=seed,
+        augment=resolve_augment(tp.augment, m.image_size, m.channels),
+        weights=None if weights is None else torch.from_numpy(weights).float().to(**to),
+        test=(torch.from_numpy(test_x).to(**to), torch.from_numpy(test_y).to(**to)),
+        record_dynamics=record_dynamics, desc=desc,
+    )
+    if curves is not None:
+        write_curves(curves, result)
+    return model, name, result
+
+
+def write_curves(path, result: FitResult) -> None:
+    """Per-epoch curves as one CSV (epoch, train_loss, train_acc, lr, test_acc) for `dvc plots`.
+
+    Written directly rather than through DVCLive: DVCLive needs a git repo with a commit and
+    writes file by file, while a stage output must appear atomically."""
+    import pandas as pd
+
+    save_text(path, pd.DataFrame(result.history).to_csv(index=False, float_format="%.6g"))

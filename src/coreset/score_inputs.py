@@ -1,0 +1,54 @@
+"""The inputs a selector reads, assembled from the embed and pretrain artifacts, and the seeded
+random streams of selection: shared by the score and select stages."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from coreset import artifacts
+from coreset.config import Params
+from coreset.io import load_npz
+from coreset.scores.context import ModelAccess, ScoringContext
+
+
+def build_context(p: Params, with_model: bool) -> ScoringContext:
+    """The embed/pretrain artifacts as a ScoringContext; the model is attached lazily."""
+    emb, dyn = load_npz(artifacts.EMBED), load_npz(artifacts.DYNAMICS)
+    labels = np.load(artifacts.TRAIN / "labels.npy")
+    return ScoringContext(
+        labels=labels, num_classes=artifacts.meta().num_classes, features=emb["features"],
+        probs=emb["probs"], loss=emb["loss"], correct=dyn["correct"], epoch_loss=dyn["loss"],
+        grad_norm=emb["grad_norm"], model=_model_access(p) if with_model else None,
+    )
+
+
+def _model_access(p: Params) -> ModelAccess:
+    import torch
+
+    from coreset.training import Normalizer, pick_device
+
+    device = pick_device(p.device, p.cpu_threads)
+    m = artifacts.meta()
+    norm = Normalizer(m.mean, m.std, device)
+    images = torch.from_numpy(np.load(artifacts.TRAIN / "images.npy"))
+    labels = torch.from_numpy(np.load(artifacts.TRAIN / "labels.npy"))
+
+    def load_models() -> list:
+        return [artifacts.load_model(artifacts.PRETRAIN / f"seed{s}.pt", device)
+                for s in p.pretrain_seeds]
+
+    def batches(batch_size: int = 256, indices: np.ndarray | None = None):
+        idx_all = np.arange(len(labels)) if indices is None else np.asarray(indices)
+        for i in range(0, len(idx_all), batch_size):
+            idx = idx_all[i : i + batch_size]
+            t = torch.from_numpy(idx)
+            yield norm(norm.unit(images[t].to(device))), labels[t].to(device), idx
+
+    return ModelAccess(device=device, load_models=load_models, batches=batches)
+
+
+def selection_rng(p: Params, method: str, stream: int) -> np.random.Generator:
+    """Seeded by the global seed and the method name: recipes of one method share draws."""
+    return np.random.default_rng([p.seed, zlib.crc32(method.encode()), stream])
