@@ -65,12 +65,19 @@ def perturbed_mask(train: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def save_model(path: Path, model, name: str, m: Meta) -> None:
-    import torch  # lazy: stages that only read arrays never pay for importing torch
-
     state = {"name": name, "num_classes": m.num_classes, "channels": m.channels,
              "image_size": m.image_size, "state_dict": model.state_dict()}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_checkpoint(path, state)
+
+
+def save_checkpoint(path: Path, obj: object) -> None:
+    """torch.save, atomically and byte-reproducibly. Saved by file name, torch names the zip's
+    top folder after the (random) temp name, so the same tensors gave new bytes, a new DVC hash
+    and a rerun of every downstream stage; saved to a file object, the folder is `archive/`."""
+    import torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def load_model(path: Path, device):

@@ -6,19 +6,15 @@ clean default pipeline pays nothing for it.
 
 from __future__ import annotations
 
-import torch
-
 from coreset import artifacts
 from coreset.config import Params
 from coreset.fitting import train_model
-from coreset.io import atomic_path
 from coreset.stages._cli import run
 
 
 def main(p: Params, argv: list[str]) -> None:
     if p.corrupt.adv_rate == 0:
-        with atomic_path(artifacts.ATTACKER) as tmp:
-            torch.save({"skipped": True}, tmp)
+        artifacts.save_checkpoint(artifacts.ATTACKER, {"skipped": True})
         print("attacker: corrupt.adversarial.rate = 0, nothing to train")
         return
     images, labels = artifacts.raw_split("train")
