@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from coreset import grid
 from coreset.report import cli as report_cli
 from coreset.report import experiments
 from coreset.report.specs import ABLATION, BOOSTED
@@ -268,8 +269,10 @@ def report_args(p: Plan) -> list[str]:
     return args
 
 
-def execute(p: Plan, root: Path, jobs: int, dry_run: bool = False, quiet: bool = False) -> int:
-    """Queue and run what is missing, then write the report. 0 if every experiment completed."""
+def execute(p: Plan, root: Path, jobs: int, dry_run: bool = False, quiet: bool = False,
+            report: bool = True) -> int:
+    """Queue and run what is missing, then write the report (unless ``report`` is False, as for
+    a shard). 0 if every experiment completed."""
     base = experiments.flatten(yaml.safe_load((root / "params.yaml").read_text()))
     records = experiments.show_json(root)
     done = [e.params for e in experiments.parse_show(records)]
@@ -290,16 +293,50 @@ def execute(p: Plan, root: Path, jobs: int, dry_run: bool = False, quiet: bool =
             print(f"  dvc exp run --run-all -j {jobs}")
             run_queue(root, jobs, quiet)
             print(f"  {len(cells)} experiment(s) ran in {time.monotonic() - start:.0f} s")
-    args = report_args(p)
-    print(f"  {shlex.join(['python', '-m', 'coreset.report', *args])}")
     if dry_run:
         return 0
     missing = _missing(p, base, root)
     if missing:
         print(f"error: {missing} experiment(s) did not complete: see `dvc queue status` and "
               "`dvc queue logs <name>`", file=sys.stderr)
-    status = report_cli.main([*args, "--root", str(root)])
-    return 1 if missing or status else 0
+    return (1 if missing else 0) or (write_report(p, root) if report else 0)
+
+
+def write_report(p: Plan, root: Path) -> int:
+    """`python -m coreset.report` with this table's arguments, in ``root``."""
+    args = report_args(p)
+    print(f"  {shlex.join(['python', '-m', 'coreset.report', *args])}")
+    return report_cli.main([*args, "--root", str(root)])
+
+
+def run_shard(p: Plan, args: argparse.Namespace, base: dict[str, Any]) -> int:
+    """This worker's slice of the table: pull what others computed, run it, push it back."""
+    shard = grid.Shard.parse(args.shard)
+    if not args.dry_run:
+        grid.pull_run_cache(args.root, args.dvc_remote)
+    key = lambda cell: upstream(full_params(base, {**p.fixed, **cell}))  # noqa: E731
+    mine = grid.split(p.cells, key, shard.count)[shard.index]
+    print(f"shard {shard.index}/{shard.count}: {len(mine)} of {len(p.cells)} experiment(s)")
+    status = execute(Plan(p.table, p.fixed, mine), args.root, max(1, args.jobs),
+                     dry_run=args.dry_run, report=False)
+    if not args.dry_run and args.git_remote:
+        grid.push(args.root, args.git_remote, args.dvc_remote, with_cache=not args.no_dvc_push)
+        print(f"  pushed to {args.git_remote}"
+              + ("" if args.no_dvc_push else f" and DVC remote {args.dvc_remote or '(default)'}"))
+    return status
+
+
+def merge(p: Plan, args: argparse.Namespace, base: dict[str, Any]) -> int:
+    """Pull every worker's experiments and write the report; trains nothing."""
+    if args.git_remote:
+        grid.pull(args.root, args.git_remote, args.dvc_remote)
+    missing = _missing(p, base, args.root)
+    if missing:
+        print(f"error: {missing} of {len(p.cells)} experiment(s) of {p.table} are not in "
+              f"{args.git_remote or 'this clone'} yet: run the missing shards first",
+              file=sys.stderr)
+        return 1
+    return write_report(p, args.root)
 
 
 def _missing(p: Plan, base: dict[str, Any], root: Path) -> int:
@@ -331,20 +368,51 @@ def parser() -> argparse.ArgumentParser:
                    help="extra override for every experiment (as dvc exp run -S)")
     a.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     a.add_argument("--root", type=Path, default=Path("."), help="repository root")
+    w = a.add_argument_group("several workers (clones sharing a git remote and a DVC remote)")
+    w.add_argument("--shard", metavar="K/N",
+                   help="run only worker K's deterministic slice of N, then push it")
+    w.add_argument("--merge", action="store_true",
+                   help="pull every worker's experiments and write the report; trains nothing")
+    w.add_argument("--git-remote", metavar="NAME|URL",
+                   help="where experiment refs go (dvc exp push/pull), e.g. origin")
+    w.add_argument("--dvc-remote", metavar="NAME",
+                   help="DVC remote for outputs and run-cache (default: the default remote)")
+    w.add_argument("--no-dvc-push", action="store_true",
+                   help="push experiment refs only (workers that share one DVC cache)")
+    w.add_argument("--gpus", type=lambda s: [x for x in s.split(",") if x], metavar="0,1,..",
+                   help="one worker per GPU on this machine (a clone each), then the merge")
     return a
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if sum(map(bool, (args.shard, args.merge, args.gpus))) > 1:
+            raise TableError("--shard, --merge and --gpus exclude each other")
         check_baseline(args.root)
         base = experiments.flatten(yaml.safe_load((args.root / "params.yaml").read_text()))
         p = plan(args.table, base, tiny=args.tiny, preset=args.preset, ratios=args.ratios,
                  selectors=args.selectors, sets=parse_set(args.set))
+        if args.shard:
+            return run_shard(p, args, base)
+        if args.merge:
+            return merge(p, args, base)
+        if args.gpus:
+            failed = grid.run_local_workers(args.root, _table_args(args), args.gpus)
+            return 1 if failed else merge(p, args, base)
         return execute(p, args.root, max(1, args.jobs), dry_run=args.dry_run)
-    except TableError as err:
+    except (TableError, grid.GridError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def _table_args(args: argparse.Namespace) -> list[str]:
+    """The plan's own options, as a worker's command line."""
+    out = [args.table, *(["--tiny"] if args.tiny else [])]
+    out += ["--preset", args.preset] if args.preset else []
+    out += ["--ratios", ",".join(map(str, args.ratios))] if args.ratios else []
+    out += ["--selectors", ",".join(args.selectors)] if args.selectors else []
+    return out + [x for s in args.set for x in ("-S", s)]
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """The repository's DVC experiments as plain data: params, recipes and per-seed accuracies.
 
 Source: ``dvc exp show --json`` (the workspace, the baseline commit(s) and their experiments).
-Per-seed accuracies come from ``metrics/train/<recipe>-<seed>.json``: those files are git-tracked
-(``cache: false``), so every experiment commit holds them and one ``git cat-file --batch`` pass
-reads them all. Artifacts kept in the DVC cache (selections, features) are read per revision
+Per-seed accuracies come from ``plots/runs.csv`` (written by evaluate, one row per recipe and
+seed): it is git-tracked (``cache: false``), so every experiment commit holds it and one
+``git cat-file --batch`` pass reads them all. Artifacts kept in the DVC cache (selections, features) are read per revision
 with :class:`dvc.api.DVCFileSystem`.
 """
 
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 SUMMARY = "metrics/summary.json"
+RUNS = "plots/runs.csv"
 WORKSPACE = "workspace"
 # Params that never split a table: `seeds` are pooled, `selectors` become rows, and the device
 # or thread count do not change what is computed.
@@ -176,22 +177,24 @@ def matching(exps: list[Experiment], context: dict[str, Any], free: Iterable[str
 
 def accuracies(exps: list[Experiment], root: str | Path = ".") -> pd.DataFrame:
     """One row per (experiment, recipe, seed): columns rev, selector, seed, accuracy."""
-    wanted = [(e, r, s) for e in exps for r in e.recipes for s in e.params.get("seeds", ())]
-    paths = [f"metrics/train/{r}-{s}.json" for _, r, s in wanted]
-    committed = [(e.rev, p) for (e, _, _), p in zip(wanted, paths, strict=True)
-                 if e.rev != WORKSPACE]
+    committed = [(e.rev, RUNS) for e in exps if e.rev != WORKSPACE]
     blobs = dict(zip(committed, git_blobs(root, committed), strict=True))
-    rows = []
-    for (exp, recipe, seed), path in zip(wanted, paths, strict=True):
+    frames = []
+    for exp in exps:
         if exp.rev == WORKSPACE:
-            file = Path(root) / path
+            file = Path(root) / RUNS
             text = file.read_text() if file.exists() else None
         else:
-            text = blobs[(exp.rev, path)]
-        if text is not None:
-            rows.append({"rev": exp.rev, "selector": recipe, "seed": seed,
-                         "accuracy": float(json.loads(text)["accuracy"])})
-    return pd.DataFrame(rows, columns=["rev", "selector", "seed", "accuracy"])
+            text = blobs[(exp.rev, RUNS)]
+        if text is None:
+            continue
+        runs = pd.read_csv(io.StringIO(text))
+        wanted = runs["selector"].isin(exp.recipes) & runs["seed"].isin(exp.params.get("seeds", ()))
+        frames.append(runs.loc[wanted, ["selector", "seed", "accuracy"]].assign(rev=exp.rev))
+    columns = ["rev", "selector", "seed", "accuracy"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns].astype({"seed": int, "accuracy": float})
 
 
 def git_blobs(root: str | Path, items: list[tuple[str, str]]) -> list[str | None]:

@@ -16,6 +16,7 @@ SUMMARY = "metrics/summary.json"
 TABLE = "metrics/summary.md"
 ACCURACY_PLOT = "plots/accuracy.csv"
 CURVES_PLOT = "plots/test_acc.csv"
+RUNS_PLOT = "plots/runs.csv"  # per (selector, seed): what the paper tables read
 
 
 def summarise(p: Params) -> pd.DataFrame:
@@ -83,6 +84,9 @@ def main(p: Params, argv: list[str]) -> None:
     plot = df[["selector", "accuracy", "std", "kept_perturbed"]]
     save_text(ACCURACY_PLOT, plot.to_csv(index=False, float_format="%.6f"))
     save_text(CURVES_PLOT, mean_curves(p).to_csv(index=False, float_format="%.6f"))
+    runs = df[["selector", "accs"]].explode("accs").rename(columns={"accs": "accuracy"})
+    runs.insert(1, "seed", list(p.seeds) * len(df))
+    save_text(RUNS_PLOT, runs.to_csv(index=False, float_format="%.6f"))
     table = markdown(df, p, perturbed_total)
     save_text(TABLE, table)
     print(table)
