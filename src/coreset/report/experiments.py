@@ -3,8 +3,8 @@
 Source: ``dvc exp show --json`` (the workspace, the baseline commit(s) and their experiments).
 Per-seed accuracies come from ``plots/runs.csv`` (written by evaluate, one row per recipe and
 seed): it is git-tracked (``cache: false``), so every experiment commit holds it and one
-``git cat-file --batch`` pass reads them all. Artifacts kept in the DVC cache (selections, features) are read per revision
-with :class:`dvc.api.DVCFileSystem`.
+``git cat-file --batch`` pass reads them all. Artifacts kept in the DVC cache (selections,
+features) are read per revision with :class:`dvc.api.DVCFileSystem`.
 """
 
 from __future__ import annotations
