@@ -33,7 +33,7 @@ import numpy as np
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ARRAYS = ("labels", "features", "probs", "loss", "correct", "epoch_loss")
-NOT_SELECTORS = {"registry", "context", "_modules"}
+NOT_SELECTORS = {"registry", "context", "_modules", "params", "greedy", "kernels"}
 
 
 def _import_coreset() -> None:

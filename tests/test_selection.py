@@ -3,13 +3,26 @@
 import numpy as np
 import pytest
 
-from coreset.selection import budget, class_budgets, round_half_up, select, window_pick
+from coreset.data.label_noise import flip_labels
+from coreset.selection import budget, class_budgets, moderate_band, select, window_pick
 
 RNG = np.random.default_rng(0)
+WINDOWS = ("top", "bottom", "moderate", "two-ends", "random")
 
 
-def test_round_half_up_differs_from_bankers_rounding():
-    assert [round_half_up(x) for x in (0.5, 1.5, 2.5, 2.4999)] == [1, 2, 3, 2]
+def test_budget_rounds_the_written_decimal_half_up():
+    # 0.35 * 90 is 31.499999999999996 in binary floats; the rate means 31.5 -> 32
+    assert [budget(90, 0.35), budget(10, 0.25), budget(10, 0.35), budget(4, 0.125)] == \
+        [32, 3, 4, 1]
+
+
+def test_one_rounding_rule_for_selection_and_label_noise():
+    labels = np.arange(90) % 3
+    for n, rate in ((90, 0.35), (90, 0.2), (77, 0.35), (10, 0.45), (1000, 0.0005)):
+        flipped = flip_labels(labels[:n] if n <= 90 else np.arange(n) % 3, rate, 3, "symmetric",
+                              np.random.default_rng(0))
+        assert (flipped != (labels[:n] if n <= 90 else np.arange(n) % 3)).sum() == \
+            budget(n, rate)
 
 
 @pytest.mark.parametrize(
@@ -31,6 +44,70 @@ def test_moderate_band_matches_reference_rank_formula():
     scores = np.arange(100.0)[::-1].copy()
     picked = window_pick(scores, 20, "moderate", RNG)
     assert sorted(scores[picked].tolist()) == list(range(40, 60))
+
+
+def reference_moderate_kept(distance, rate):
+    """Re-statement of Moderate-DS's get_prune_idx (selection.py of the reference code): the
+    PRUNED ids are the ascending ranks below round(N * (0.5 - rate/2)) and from
+    round(N * (0.5 + rate/2)) on (Python's round, binary floats); the coreset is the rest."""
+    low, high = 0.5 - rate / 2, 0.5 + rate / 2
+    ranked = np.argsort(distance, kind="stable")
+    pruned = np.concatenate([ranked[: round(len(distance) * low)],
+                             ranked[round(len(distance) * high):]])
+    return np.setdiff1d(np.arange(len(distance)), pruned)
+
+
+def test_moderate_window_keeps_exactly_the_reference_coreset():
+    labels = np.zeros(400, dtype=int)
+    mismatches = []
+    for n in range(10, 400):
+        distance = np.random.default_rng(n).permutation(n).astype(float)  # distinct distances
+        for rate in (0.2, 0.3, 0.4, 0.6, 0.8):
+            kept = select(distance, labels[:n], rate, "moderate", False, RNG)
+            if not np.array_equal(kept, reference_moderate_kept(distance, rate)):
+                mismatches.append((n, rate))
+    assert mismatches == []
+
+
+def test_moderate_band_can_differ_from_the_budget_like_the_reference():
+    assert moderate_band(11, 0.2) == (4, 7) and budget(11, 0.2) == 2
+    assert len(select(np.arange(11.0), np.zeros(11, dtype=int), 0.2, "moderate", False, RNG)) == 3
+
+
+def test_two_ends_never_repeats_a_sample_when_scores_tie():
+    assert window_pick(np.zeros(6), 6, "two-ends", RNG).tolist() == list(range(6))
+    assert window_pick(np.zeros(6), 3, "two-ends", RNG).tolist() == [0, 1, 2]
+    # 70 % tied: 800 picks of 1000 must be 800 distinct samples
+    rng = np.random.default_rng(0)
+    scores = np.where(rng.random(1000) < 0.7, 0.5, rng.random(1000))
+    assert len(np.unique(window_pick(scores, 800, "two-ends", RNG))) == 800
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_every_window_returns_k_distinct_indices(window):
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        n = int(rng.integers(1, 40))
+        k = int(rng.integers(0, n + 1))
+        scores = rng.integers(0, 3, size=n).astype(float)  # many ties
+        picked = window_pick(scores, k, window, rng)
+        assert len(picked) == k and len(np.unique(picked)) == k
+        assert np.all((picked >= 0) & (picked < n))
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+@pytest.mark.parametrize("balance", [True, False])
+def test_select_returns_distinct_indices_of_the_budget(window, balance):
+    rng = np.random.default_rng(2)
+    for _ in range(100):
+        n = int(rng.integers(20, 80))
+        labels = rng.integers(0, 3, size=n)
+        ratio = float(rng.uniform(0.2, 1.0))
+        scores = rng.integers(0, 4, size=n).astype(float)
+        kept = select(scores, labels, ratio, window, balance, rng)
+        assert len(np.unique(kept)) == len(kept)
+        if window != "moderate":
+            assert len(kept) == budget(n, ratio)
 
 
 def test_ties_are_broken_by_index():
@@ -105,3 +182,27 @@ def test_random_window_is_seeded():
 def test_bad_ratio():
     with pytest.raises(ValueError, match="ratio"):
         select(np.zeros(3), np.zeros(3, dtype=int), 0.0, "top", False, RNG)
+
+
+def test_a_ratio_that_keeps_nothing_is_refused_with_the_smallest_that_does():
+    labels = np.zeros(1000, dtype=int)
+    with pytest.raises(ValueError, match=r"ratio = 0.0001 keeps no sample .* is 0.0005$"):
+        select(np.zeros(1000), labels, 0.0001, "top", False, RNG)
+    assert len(select(np.zeros(1000), labels, 0.0005, "top", False, RNG)) == 1
+
+
+def test_a_ratio_that_keeps_no_sample_of_a_class_is_refused():
+    labels = np.array([0] * 100 + [1] * 100 + [2] * 4)
+    # 0.01 of 204 = 2.04 -> 2 samples, split [1, 1, 0]: class 2 would be left out
+    with pytest.raises(ValueError, match=r"keeps no sample of class 2 \(4 samples\)") as err:
+        select(np.zeros(204), labels, 0.01, "top", True, RNG)
+    smallest = float(str(err.value).rsplit(" ", 1)[1])
+    assert np.bincount(labels[select(np.zeros(204), labels, smallest, "top", True, RNG)]).min() == 1
+    below = np.nextafter(smallest * (1 - 1e-4), 0)
+    with pytest.raises(ValueError, match="keeps no sample"):
+        select(np.zeros(204), labels, below, "top", True, RNG)
+
+
+def test_moderate_window_refuses_an_empty_band():
+    with pytest.raises(ValueError, match="keeps no sample"):
+        select(np.arange(10.0), np.zeros(10, dtype=int), 0.05, "moderate", False, RNG)

@@ -116,7 +116,8 @@ def test_kcenter_handles_duplicates_without_repeats():
 def test_greedy_max_ratio_limits_the_order():
     x = np.random.default_rng(6).normal(size=(50, 2))
     score = run("kcenter", make_ctx(np.zeros(50, dtype=int), 1, features=x), max_ratio=0.2)
-    assert np.isfinite(score).sum() == 11  # round(0.2 * 50) + 1 picks: covers rounding slack
+    assert np.isfinite(score).sum() == 10  # ceil(0.2 * 50): exactly what select needs at 0.2
+    assert len(select(score, np.zeros(50, dtype=int), 0.2, "top", False, RNG)) == 10
 
 
 # --- Importance scores -------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from coreset.scores import gradient_matching as gm
+from coreset.scores import kernels as kn
+from coreset.scores import registry
 from coreset.scores import submodular as sm
 from coreset.scores.context import ScoringContext
 from coreset.scores.registry import REGISTRY
@@ -155,7 +157,7 @@ def test_craig_global_equals_naive_greedy_on_block_diagonal_similarity():
     s = np.zeros((60, 60))
     for c in range(3):
         idx = np.flatnonzero(ctx.labels == c)
-        sim = sm.Similarity(gm.grad_embedding(ctx, "full_last_layer", idx), "euclidean")
+        sim = kn.Similarity(gm.grad_embedding(ctx, "full_last_layer", idx), "euclidean")
         s[np.ix_(idx, idx)] = sim.rows(np.arange(len(idx)))
     cur, order = np.zeros(60), []
     for _ in range(30):
@@ -283,3 +285,28 @@ def test_registration_weighers_and_parameter_errors():
         gm.glister(ctx, rng=rng, balance=True, validation="test")
     with pytest.raises(ValueError, match="holdout_fraction"):
         gm.glister(ctx, rng=rng, balance=True, validation="holdout", holdout_fraction=0.0)
+
+
+def test_kept_gradmatch_samples_all_have_positive_weights():
+    """NNLS zeroes some weights; a zero-weight sample is not part of the weighted subset, so the
+    kept list drops it (SelectorSpec.weigh) instead of counting it as kept."""
+    from coreset.selection import select
+
+    spec = REGISTRY["gradmatch"]
+    ctx = make_ctx(seed=3, scale=3.0, n=300)  # a case where NNLS zeroes 1 of the 30 kept
+    score = spec.fn(ctx, rng=np.random.default_rng(0), balance=True)
+    sel = select(score, ctx.labels, 0.1, "top", True, np.random.default_rng(0))
+    raw = gm.gradmatch_weights(ctx, sel)
+    assert (raw == 0).sum() == 1
+    kept, w = spec.weigh(ctx, sel, {})
+    np.testing.assert_array_equal(kept, sel[raw > 0])
+    np.testing.assert_array_equal(w, raw[raw > 0].astype(np.float32))
+    assert len(kept) == 29 and (w > 0).all()
+    craig = REGISTRY["craig"]
+    ctx = make_ctx()
+    sel = np.arange(0, 120, 7)
+    kept, w = craig.weigh(ctx, sel, {})
+    np.testing.assert_array_equal(kept, sel)  # CRAIG's weights are counts >= 1: nothing dropped
+    kept, w = registry.get("el2n").weigh(ctx, sel, {})
+    np.testing.assert_array_equal(kept, sel)
+    assert w.dtype == np.float32 and (w == 1).all()

@@ -46,39 +46,69 @@ def _brute_force(ctx, damping: float, kind: str) -> np.ndarray:
     hess = hess.numpy()
     hess += damping * np.trace(hess) / len(hess) * np.eye(len(hess))
     g = ctx.last_layer_grads(np.arange(ctx.n)).astype(np.float64)
-    if kind == "total":
-        return np.abs(g @ np.linalg.solve(hess, g.sum(axis=0)))
-    return np.einsum("ij,ji->i", g, np.linalg.solve(hess, g.T))
+    solved = np.linalg.solve(hess, g.T)  # H^{-1} g_i, one column per sample
+    if kind == "param_norm":
+        return np.linalg.norm(solved, axis=0)
+    return np.einsum("ij,ji->i", g, solved)
 
 
-@pytest.mark.parametrize("kind", ["total", "self"])
+def test_default_is_the_parameter_influence_norm_with_an_automatic_hessian() -> None:
+    spec = registry.get("influence")
+    assert spec.defaults["kind"] == "param_norm" and spec.defaults["hessian"] == "auto"
+    assert spec.window == "top"
+
+
+@pytest.mark.parametrize("kind", ["param_norm", "self"])
 def test_exact_influence_matches_an_explicit_hessian(kind: str) -> None:
     ctx = _problem()
-    got = _score(ctx, kind=kind, damping=1e-2)
+    got = _score(ctx, kind=kind, hessian="exact", damping=1e-2)
     want = _brute_force(ctx, 1e-2, kind)
     np.testing.assert_allclose(got, want, rtol=1e-4)
-    assert registry.get("influence").window == "top"
 
 
-@pytest.mark.parametrize("kind", ["total", "self"])
+@pytest.mark.parametrize("kind", ["param_norm", "self"])
 def test_kfac_is_exact_when_every_sample_has_the_same_prediction(kind: str) -> None:
     # Then mean_i (A_i (x) a_i a_i^T) = A (x) mean_i a_i a_i^T: the Kronecker factorisation holds,
     # and with negligible damping both paths give the same scores.
     ctx = _problem(seed=1, same_probs=True)
-    exact = _score(ctx, kind=kind, damping=1e-9)
-    kfac = _score(ctx, kind=kind, damping=1e-9, max_exact_dim=1)
+    exact = _score(ctx, kind=kind, hessian="exact", damping=1e-9)
+    kfac = _score(ctx, kind=kind, hessian="kfac", damping=1e-9)
     np.testing.assert_allclose(kfac, exact, rtol=1e-4)
 
 
-@pytest.mark.parametrize("kind", ["total", "self"])
-def test_kfac_ranks_like_the_exact_hessian_in_general(kind: str) -> None:
-    ctx = _problem(seed=2, n=400, c=5, d=8)
-    exact = _score(ctx, kind=kind)
-    kfac = _score(ctx, kind=kind, max_exact_dim=1)
+@pytest.mark.parametrize("kind", ["param_norm", "self"])
+def test_kfac_ranks_like_the_exact_hessian_at_a_trained_last_layer(kind: str) -> None:
+    # Softmax regression trained to convergence on Gaussian classes (as the pretrained model's
+    # last layer is): K-FAC is not exact there, but ranks like the exact Hessian (digits: 0.98 /
+    # 0.995; the removed "total" kind agreed at 0.85).
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 5, 400)
+    h = (rng.normal(size=(400, 8)) + 1.5 * np.eye(5, 8)[labels]).astype(np.float32)
+    probs = LogisticRegression(C=1.0, max_iter=2000).fit(h, labels).predict_proba(h)
+    ctx = make_ctx(labels, 5, features=h, probs=probs)
+    exact = _score(ctx, kind=kind, hessian="exact")
+    kfac = _score(ctx, kind=kind, hessian="kfac")
     assert not np.allclose(kfac / kfac.sum(), exact / exact.sum(), rtol=1e-3)  # not exact here
-    assert spearmanr(kfac, exact).statistic > 0.9
+    assert spearmanr(kfac, exact).statistic > 0.95
 
 
-def test_influence_rejects_an_unknown_kind() -> None:
-    with pytest.raises(ValueError, match="kind"):
-        _score(_problem(), kind="both")
+def test_auto_hessian_switches_at_max_exact_dim_and_says_so(capsys) -> None:
+    ctx = _problem(seed=3)  # C (D + 1) = 3 * 5 = 15 parameters
+    exact = _score(ctx, hessian="exact")
+    kfac = _score(ctx, hessian="kfac")
+    np.testing.assert_array_equal(_score(ctx, max_exact_dim=15), exact)
+    assert "hessian=auto -> exact (C(D+1) = 15" in capsys.readouterr().out
+    np.testing.assert_array_equal(_score(ctx, max_exact_dim=14), kfac)
+    assert "hessian=auto -> kfac (C(D+1) = 15" in capsys.readouterr().out
+    _score(ctx, hessian="exact", max_exact_dim=1)  # an explicit choice is not overridden
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(("param", "value"), [("kind", "total"), ("kind", "both"),
+                                              ("hessian", "diag"), ("damping", 0.0),
+                                              ("max_exact_dim", 0)])
+def test_influence_rejects_bad_params(param: str, value: object) -> None:
+    with pytest.raises(registry.ParamError, match=f"^{param} = "):
+        _score(_problem(), **{param: value})

@@ -50,12 +50,13 @@ def test_contextual_diversity_matches_brute_force_k_center(balance: bool) -> Non
     ctx = make_ctx(labels, c, probs=probs)
     got = _score("contextual_diversity", ctx, balance=balance, seed=7, max_ratio=0.6)
 
-    draw = np.random.default_rng(7)  # the selector draws each greedy's first pick in this order
     groups = [np.flatnonzero(labels == k) for k in np.unique(labels)] if balance \
         else [np.arange(n)]
+    # each class draws its first pick from its own generator, spawned in class order
+    draws = np.random.default_rng(7).spawn(len(groups)) if balance else [np.random.default_rng(7)]
     orders = {}
     for g, idx in enumerate(groups):
-        first = int(draw.integers(len(idx)))
+        first = int(draws[g].integers(len(idx)))
         length = int(np.ceil(0.6 * len(idx)))
         orders[g] = list(idx[_brute_cd_order(ctx.probs[0, idx], length, first)])
     np.testing.assert_array_equal(got, _scores_from_orders(labels, orders))

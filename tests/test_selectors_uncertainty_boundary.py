@@ -186,3 +186,19 @@ def test_deepfool_gives_inf_when_no_boundary_can_be_reached() -> None:
     w, b, x = _linear_problem(n=5)
     one = deepfool_norms(LinearNet(w, b), x, max_iter=5, overshoot=0.02, candidates=1)
     assert torch.all(torch.isinf(one))  # no other class to move towards
+
+
+def test_deepfool_ranks_unreachable_samples_last_and_serves_every_ratio() -> None:
+    """A sample with no boundary is infinitely far: ranked below every finite distance, with a
+    finite score, so that ratio 1.0 and the bottom window work (-inf means "not ranked")."""
+    from coreset.selection import select
+
+    _, _, x = _linear_problem(n=6)
+    y = torch.zeros(6, dtype=torch.long)
+    stuck_net = LinearNet(torch.zeros(4, 6), torch.tensor([1.0, 0.0, 0.0, 0.0]))  # constant
+    ctx_stuck = make_ctx(np.zeros(6, dtype=np.int64), 4, model=make_access([stuck_net], x, y))
+    score = _score("deepfool", ctx_stuck)
+    assert np.isfinite(score).all() and (score == -np.finfo(np.float64).max).all()
+    labels = np.zeros(6, dtype=np.int64)
+    for window in ("top", "bottom", "moderate", "two-ends"):
+        assert len(select(score, labels, 1.0, window, True, np.random.default_rng(0))) == 6

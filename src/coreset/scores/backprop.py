@@ -15,6 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from coreset.scores.context import ModelAccess, ScoringContext
+from coreset.scores.params import BATCH_SIZE, MODELS
 from coreset.scores.registry import register
 
 if TYPE_CHECKING:  # torch is imported lazily, when a gradient is actually needed
@@ -101,6 +102,7 @@ def input_grad_norms(
 @register(
     "input_grad", family="importance", needs_model=True,
     paper="Heuristic selection slides (high-influence: input-gradient norm)",
+    params={"models": MODELS, "batch_size": BATCH_SIZE},
 )
 def input_grad(
     ctx: ScoringContext,
@@ -116,8 +118,6 @@ def input_grad(
     Not in DeepCore. Samples whose loss changes fastest with the pixels are kept first (window
     ``top``). Time O(S N * backward pass); memory O(batch_size * input size).
     """
-    if models not in ("all", "first"):
-        raise ValueError(f"models={models!r}: allowed values are 'all' or 'first'")
     if ctx.model is None:
         raise ValueError("input_grad needs the pretrained models (ctx.model)")
     count = len(ctx.model.models) if models == "all" else 1

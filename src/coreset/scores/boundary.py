@@ -12,6 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from coreset.scores.context import ModelAccess, ScoringContext
+from coreset.scores.params import BATCH_SIZE, Choice, Float, Int
 from coreset.scores.registry import register
 
 if TYPE_CHECKING:  # torch is imported lazily: the registry loads this module for CAL too
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # torch is imported lazily: the registry loads this module fo
     from torch.nn import Module
 
 _EPS = 1e-8  # probability floor: softmax outputs underflow to 0 and log(0) = -inf
+DIVERGENCES = ("kl", "symmetric")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,6 +147,8 @@ def deepfool_distances(
 @register(
     "deepfool", family="boundary", needs_model=True,
     paper="Moosavi-Dezfooli et al. 2016 (DeepFool); Ducoffe & Precioso 2018; DeepCore",
+    params={"max_iter": Int(1), "overshoot": Float(0.0), "candidates": Int(0, exclude=(1,)),
+            "batch_size": BATCH_SIZE},
 )
 def deepfool(
     ctx: ScoringContext,
@@ -167,13 +171,17 @@ def deepfool(
     Differences from DeepCore's code: it steps x += r_i without overshoot or the 1e-4 push,
     so a sample can sit exactly on a boundary without flipping and keep iterating; we follow the
     DeepFool paper (overshoot, default 0.02). DeepCore ranks by ||r||^2; we use -||r||, the same
-    order. Time O(N * iterations * K backward passes); memory O(batch * K * input size).
+    order. A sample with no boundary to move towards scores the lowest finite float: every
+    sample is ranked, so any ratio and window is served. Time O(N * iterations * K backward
+    passes); memory O(batch * K * input size).
     """
     if ctx.model is None:
         raise ValueError("deepfool needs the pretrained model (ctx.model)")
     norms = deepfool_distances(ctx.model, max_iter=max_iter, overshoot=overshoot,
                                candidates=candidates, batch_size=batch_size)
-    return -norms
+    # No boundary to move towards (every gradient difference zero): infinitely far, so ranked
+    # below every finite distance. A finite floor, because -inf means "not ranked" to select.
+    return np.where(np.isinf(norms), -np.finfo(np.float64).max, -norms)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,8 +217,8 @@ def neighbour_divergence(
     the neighbour's distribution first); ``"symmetric"``: mean_j 0.5 KL(p_i || p_j) +
     0.5 KL(p_j || p_i) (DeepCore's code). O(n k C) time, O(block k C) extra memory.
     """
-    if divergence not in ("kl", "symmetric"):
-        raise ValueError(f"divergence={divergence!r}: allowed values are 'kl' or 'symmetric'")
+    if divergence not in DIVERGENCES:
+        raise ValueError(f"divergence={divergence!r}: allowed values are {', '.join(DIVERGENCES)}")
     p = np.clip(probs.astype(np.float64), _EPS, None)
     p /= p.sum(axis=1, keepdims=True)
     logp = np.log(p)
@@ -230,6 +238,7 @@ def neighbour_divergence(
 @register(
     "cal", family="boundary", balance=True,
     paper="Margatina et al. 2021, Contrastive active learning (CAL); DeepCore",
+    params={"neighbors": Int(1), "divergence": Choice(DIVERGENCES)},
 )
 def cal(
     ctx: ScoringContext,

@@ -8,13 +8,17 @@ from __future__ import annotations
 import numpy as np
 
 from coreset.scores.context import ScoringContext
-from coreset.scores.registry import per_class_orders, register
+from coreset.scores.greedy import class_orders, greedy_length
+from coreset.scores.params import MAX_RATIO, Choice
+from coreset.scores.registry import register
+
+CENTERS = ("median", "mean")
 
 
 def distance_to_class_center(features: np.ndarray, labels: np.ndarray, center: str) -> np.ndarray:
     """Euclidean distance of each sample to the median or mean feature of its class. O(N D)."""
-    if center not in ("median", "mean"):
-        raise ValueError(f"center={center!r}: allowed values are 'median' or 'mean'")
+    if center not in CENTERS:
+        raise ValueError(f"center={center!r}: allowed values are {', '.join(CENTERS)}")
     reduce = np.median if center == "median" else np.mean
     dist = np.empty(len(labels), dtype=np.float64)
     for c in np.unique(labels):
@@ -26,7 +30,7 @@ def distance_to_class_center(features: np.ndarray, labels: np.ndarray, center: s
 
 @register(
     "moderate", family="geometry", window="moderate", balance=False,
-    paper="Xia et al. 2023, Moderate coreset (ICLR)",
+    paper="Xia et al. 2023, Moderate coreset (ICLR)", params={"center": Choice(CENTERS)},
 )
 def moderate(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, center: str = "median"
@@ -35,16 +39,13 @@ def moderate(
 
     The paper says the class mean; the reference code uses the coordinate-wise median, which is
     our default (``center``). With the default window ``moderate`` and global (unbalanced)
-    selection, the kept samples are the ranks [0.5 - r/2, 0.5 + r/2] * N of all distances, as in
-    the reference. The windows bottom / top / two-ends give the paper's Fig. 3 ablation. O(N D).
+    selection, the kept samples are the ascending ranks [round(N (0.5 - r/2)), round(N (0.5 + r/2)))
+    of all distances, with the reference's rounding (``selection.moderate_band``), so the kept set
+    is the reference's exactly (ties aside: the reference's unstable argsort orders tied
+    distances arbitrarily, ours by index). The windows bottom / top / two-ends give the paper's
+    Fig. 3 ablation. O(N D).
     """
     return distance_to_class_center(ctx.features, ctx.labels, center)
-
-
-def _greedy_length(n: int, max_ratio: float) -> int:
-    if not 0 < max_ratio <= 1:
-        raise ValueError(f"max_ratio={max_ratio!r}: allowed values are in (0, 1]")
-    return min(n, int(np.floor(max_ratio * n + 0.5)) + 1)
 
 
 def herding_order(x: np.ndarray, length: int) -> np.ndarray:
@@ -71,15 +72,18 @@ def herding_order(x: np.ndarray, length: int) -> np.ndarray:
     return order
 
 
-@register("herding", family="geometry", paper="Welling 2009; Chen et al. 2010; DeepCore")
+@register("herding", family="geometry", paper="Welling 2009; Chen et al. 2010; DeepCore",
+          params={"max_ratio": MAX_RATIO})
 def herding(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, max_ratio: float = 1.0
 ) -> np.ndarray:
-    """Herding order on the features, per class when balanced (DeepCore's default)."""
-    def greedy(idx: np.ndarray) -> np.ndarray:
-        return herding_order(ctx.features[idx], _greedy_length(len(idx), max_ratio))
+    """Herding order on the features, per class when balanced (DeepCore's default), of length
+    ceil(max_ratio n_c) (:func:`~coreset.scores.greedy.greedy_length`). O(length n_c D) per class.
+    """
+    def greedy(idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return herding_order(ctx.features[idx], greedy_length(len(idx), max_ratio))
 
-    return per_class_orders(ctx.labels, balance, greedy, desc="herding")
+    return class_orders(ctx.labels, balance, greedy, rng, desc="herding")
 
 
 def kcenter_order(x: np.ndarray, length: int, first: int) -> np.ndarray:
@@ -107,14 +111,16 @@ def kcenter_order(x: np.ndarray, length: int, first: int) -> np.ndarray:
     return order
 
 
-@register("kcenter", family="geometry", paper="Sener & Savarese 2018, core-set; DeepCore")
+@register("kcenter", family="geometry", paper="Sener & Savarese 2018, core-set; DeepCore",
+          params={"max_ratio": MAX_RATIO})
 def kcenter(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, max_ratio: float = 1.0
 ) -> np.ndarray:
-    """k-Center Greedy order on the features; the first centre is a seeded random sample."""
-    def greedy(idx: np.ndarray) -> np.ndarray:
+    """k-Center Greedy order on the features, per class when balanced; the first centre is a
+    seeded random sample (drawn from the class's own generator). O(length n_c D) per class."""
+    def greedy(idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         first = int(rng.integers(len(idx)))
-        return kcenter_order(ctx.features[idx], _greedy_length(len(idx), max_ratio), first)
+        return kcenter_order(ctx.features[idx], greedy_length(len(idx), max_ratio), first)
 
-    return per_class_orders(ctx.labels, balance, greedy, desc="kcenter")
+    return class_orders(ctx.labels, balance, greedy, rng, desc="kcenter")
 

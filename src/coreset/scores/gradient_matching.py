@@ -23,25 +23,25 @@ from scipy.optimize import nnls
 from tqdm.auto import tqdm
 
 from coreset.scores.context import ScoringContext
-from coreset.scores.registry import register
-from coreset.scores.submodular import (
-    DEFAULT_MAX_BLOCK_BYTES,
-    METRICS,
+from coreset.scores.greedy import (
     OPTIMIZERS,
-    Embedding,
-    FacilityLocation,
-    Grouped,
-    IncrementalCholesky,
-    Similarity,
     blas_threads,
-    check_choice,
     class_orders,
-    class_rngs,
     default_workers,
-    embedding,
     greedy_length,
     maximize,
 )
+from coreset.scores.kernels import (
+    DEFAULT_MAX_BLOCK_BYTES,
+    METRICS,
+    Embedding,
+    IncrementalCholesky,
+    Similarity,
+    embedding,
+)
+from coreset.scores.params import MAX_RATIO, POSITIVE, Choice, Float, Int
+from coreset.scores.registry import register
+from coreset.scores.submodular import FacilityLocation, Grouped
 
 GRADS = ("full_last_layer", "bias")
 VALIDATION = ("train", "holdout")
@@ -50,7 +50,6 @@ VALIDATION = ("train", "holdout")
 def grad_embedding(ctx: ScoringContext, grads: str, idx: np.ndarray) -> Embedding:
     """Factored last-layer gradients (``full_last_layer``) or bias gradients of samples ``idx``;
     O(len(idx) (C + D)) float64 memory instead of the (C + C D) columns of DeepCore's matrix."""
-    check_choice("grads", grads, GRADS)
     return embedding(ctx, "gradients" if grads == "full_last_layer" else "bias_gradients", idx)
 
 
@@ -126,7 +125,11 @@ def _nearest_selected(sim: Similarity, local: np.ndarray) -> np.ndarray:
 
 
 @register("craig", family="gradient_matching", weigher=craig_weights,
-          paper="Mirzasoleiman et al. 2020, CRAIG (ICML); DeepCore")
+          paper="Mirzasoleiman et al. 2020, CRAIG (ICML); DeepCore",
+          params={"grads": Choice(GRADS), "metric": Choice(METRICS),
+                  "optimizer": Choice(OPTIMIZERS),
+                  "epsilon": Float(0.0, 1.0, open_low=True, open_high=True),
+                  "max_ratio": MAX_RATIO, "max_block_bytes": Int(0)})
 def craig(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool,
     grads: str = "full_last_layer", metric: str = "euclidean", optimizer: str = "lazy",
@@ -135,25 +138,25 @@ def craig(
     """CRAIG: facility location greedy on d_max - ||g_i - g_j|| within each class, whose weighted
     coreset bounds the full-gradient error (Mirzasoleiman et al. 2020).
 
-    As DeepCore: per class when balanced; globally, the similarity is still zero across classes
-    (DeepCore's block matrix), so the global greedy runs on per-class states (:class:`Grouped`),
-    never an N x N matrix (DeepCore allocates N x N float64). Time per class O(n_c^2 (C + D)) +
-    lazy greedy O(evaluations * n_c); memory O(n_c^2) float32 (on the fly when it exceeds
-    ``max_block_bytes``). See :func:`craig_weights` for the weights.
+    Balanced (DeepCore's default): one greedy per class, as DeepCore. Global: the similarity is
+    zero across classes (DeepCore's unbalanced path builds the same block matrix, N x N float64),
+    so the global greedy runs on per-class states (:class:`Grouped`), never an N x N matrix. The
+    global order is NOT DeepCore's, though: a class's first pick has the gain sum_i s_ij, which
+    includes that class's shift, and DeepCore shifts each block by its exact d_max + 1e-3 where we
+    shift by 2 max_i ||g_i - mean|| (no n_c^2 distances), so the interleaving of classes differs;
+    within a class the order does not depend on the shift. DeepCore's global weights come from
+    the N x N matrix, so a sample of a class without a selected sample counts for the first
+    selected sample (the argmax of a zero column); ours count within classes only
+    (:func:`craig_weights`). Time per class O(n_c^2 (C + D)) + lazy greedy O(evaluations * n_c);
+    memory O(n_c^2) float32 (on the fly when it exceeds ``max_block_bytes``).
     """
-    check_choice("optimizer", optimizer, OPTIMIZERS)
-    check_choice("metric", metric, METRICS)
-    rng_of = class_rngs(ctx.labels, balance, rng)
-
-    def greedy(idx: np.ndarray) -> np.ndarray:
+    def greedy(idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         groups = [idx] if balance else _class_groups(ctx.labels)  # global: idx = arange(N)
         fn = _craig_function(ctx, groups, grads, metric, max_block_bytes)
-        length = greedy_length(len(idx), max_ratio)
-        order = maximize(fn, length, optimizer, epsilon=epsilon, rng=rng_of(idx),
-                         show=not balance)
-        return order
+        return maximize(fn, greedy_length(len(idx), max_ratio), optimizer, epsilon=epsilon,
+                        rng=rng, show=not balance)
 
-    return class_orders(ctx.labels, balance, greedy, desc="craig")
+    return class_orders(ctx.labels, balance, greedy, rng, desc="craig")
 
 
 # ----------------------------------------------------------------------------- GRAD-MATCH
@@ -234,7 +237,9 @@ def _ridge_nnls(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 
 @register("gradmatch", family="gradient_matching", weigher=gradmatch_weights,
-          paper="Killamsetty et al. 2021, GRAD-MATCH (ICML); DeepCore")
+          paper="Killamsetty et al. 2021, GRAD-MATCH (ICML); DeepCore",
+          params={"grads": Choice(GRADS), "lam": POSITIVE, "max_ratio": MAX_RATIO,
+                  "max_block_bytes": Int(0)})
 def gradmatch(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool,
     grads: str = "full_last_layer", lam: float = 1.0, max_ratio: float = 1.0,
@@ -247,11 +252,11 @@ def gradmatch(
     heavy for a global selection at large ``max_ratio``); bias gradients use the primal
     :func:`omp_order_primal` (O(k n C)). DeepCore's OMP skips the ridge at its first pick
     (x = <a, b> / <a, a>), which can change the second pick; we regularise every step, as the
-    objective does. The weigher (:func:`gradmatch_weights`) re-solves the weights.
+    objective does. The weigher (:func:`gradmatch_weights`) re-solves the weights on the final
+    selection; samples it gives weight 0 are dropped from the kept list
+    (:meth:`~coreset.scores.registry.SelectorSpec.weigh`), so a run keeps at most the budget.
     """
-    check_choice("grads", grads, GRADS)
-
-    def greedy(idx: np.ndarray) -> np.ndarray:
+    def greedy(idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         length = greedy_length(len(idx), max_ratio)
         if grads == "bias":
             order = omp_order_primal(ctx.bias_grads(idx).astype(np.float64), length, lam,
@@ -261,7 +266,7 @@ def gradmatch(
                                    show=not balance)
         return order
 
-    return class_orders(ctx.labels, balance, greedy, desc="gradmatch")
+    return class_orders(ctx.labels, balance, greedy, rng, desc="gradmatch")
 
 
 # ----------------------------------------------------------------------------- GLISTER
@@ -322,16 +327,16 @@ def _val_gradient(logits: np.ndarray, onehot: np.ndarray,
 
 def _validation_indices(n: int, validation: str, fraction: float,
                         rng: np.random.Generator) -> np.ndarray:
-    check_choice("validation", validation, VALIDATION)
     if validation == "train":
         return np.arange(n)
-    if not 0 < fraction <= 1:
-        raise ValueError(f"holdout_fraction={fraction!r}: allowed values are in (0, 1]")
     return np.sort(rng.choice(n, size=max(1, round(fraction * n)), replace=False))
 
 
 @register("glister", family="gradient_matching",
-          paper="Killamsetty et al. 2021, GLISTER (AAAI); DeepCore")
+          paper="Killamsetty et al. 2021, GLISTER (AAAI); DeepCore",
+          params={"grads": Choice(GRADS), "validation": Choice(VALIDATION),
+                  "holdout_fraction": Float(0.0, 1.0, open_low=True), "eta": Float(0.0),
+                  "max_ratio": MAX_RATIO})
 def glister(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool,
     grads: str = "full_last_layer", validation: str = "train", holdout_fraction: float = 0.1,
@@ -343,16 +348,18 @@ def glister(
     validation set is given); ``"holdout"``: a seeded ``holdout_fraction`` of the training set
     (its samples stay candidates; per class, a class without holdout samples uses its own).
     ``eta`` = DeepCore's default (its training lr, 0.1). The initial logits are log(probs) of the
-    first model (softmax-equivalent). DeepCore differentiates CE applied to softmax outputs (a
-    double softmax); we use the true CE gradient softmax - onehot, as everywhere in this package.
+    first model (softmax-equivalent). DeepCore differentiates its mean-reduced
+    ``nn.CrossEntropyLoss`` of the logits, so each per-sample gradient is (softmax - onehot)
+    divided by the size of its batch (``selection_batch``; the smaller last batch is inflated); we
+    use softmax - onehot, as everywhere in this package. ``eta`` = 0 freezes the model (the order
+    is then DeepCore's actual top-k of the initial gains).
     Time O(k (n_c + n_val,c) C D) per class for k = ceil(max_ratio n_c); a global selection costs
     O(k N C D): keep ``balance`` for large N.
     """
-    check_choice("grads", grads, GRADS)
     val = _validation_indices(ctx.n, validation, holdout_fraction, rng)
     full = grads == "full_last_layer"
 
-    def greedy(idx: np.ndarray) -> np.ndarray:
+    def greedy(idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         v = val[np.isin(val, idx)] if balance else val
         v = v if len(v) else idx
         order = glister_order(
@@ -363,4 +370,4 @@ def glister(
         )
         return order
 
-    return class_orders(ctx.labels, balance, greedy, desc="glister")
+    return class_orders(ctx.labels, balance, greedy, rng, desc="glister")

@@ -9,16 +9,17 @@ from __future__ import annotations
 import numpy as np
 
 from coreset.scores.context import ScoringContext
+from coreset.scores.params import MODELS, Choice
 from coreset.scores.registry import register
 
 
-def _models(ctx: ScoringContext, models: str) -> slice:
-    if models not in ("all", "first"):
-        raise ValueError(f"models={models!r}: allowed values are 'all' or 'first'")
+def _models(models: str) -> slice:
+    """The pretrained models to average over: all, or the first only (``MODELS``)."""
     return slice(None) if models == "all" else slice(0, 1)
 
 
-@register("el2n", family="importance", paper="Paul et al. 2021, Deep learning on a data diet")
+@register("el2n", family="importance", paper="Paul et al. 2021, Deep learning on a data diet",
+          params={"models": MODELS})
 def el2n(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, models: str = "all"
 ) -> np.ndarray:
@@ -27,16 +28,17 @@ def el2n(
     The paper averages over 10 models trained a few epochs; here over the ``pretrain.seeds``
     models at ``pretrain.epochs``. High = hard; the default window keeps the highest. O(S N C).
     """
-    err = ctx.probs[_models(ctx, models)] - ctx.onehot()[None]
+    err = ctx.probs[_models(models)] - ctx.onehot()[None]
     return np.linalg.norm(err, axis=2).mean(axis=0).astype(np.float64)
 
 
-@register("loss", family="importance", paper="Heuristic selection slides (high-loss samples)")
+@register("loss", family="importance", paper="Heuristic selection slides (high-loss samples)",
+          params={"models": MODELS})
 def loss(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, models: str = "all"
 ) -> np.ndarray:
     """Cross-entropy of the pretrained models, averaged over models. High = hard. O(S N)."""
-    return ctx.loss[_models(ctx, models)].mean(axis=0).astype(np.float64)
+    return ctx.loss[_models(models)].mean(axis=0).astype(np.float64)
 
 
 def last_layer_grad_norm(ctx: ScoringContext) -> np.ndarray:
@@ -53,7 +55,8 @@ def last_layer_grad_norm(ctx: ScoringContext) -> np.ndarray:
 
 
 @register("grand", family="importance", paper="Paul et al. 2021 (GraNd); DeepCore",
-          needs_model=lambda params: params.get("layers") == "all")
+          needs_model=lambda params: params.get("layers") == "all",
+          params={"layers": Choice(("last", "all")), "models": MODELS})
 def grand(
     ctx: ScoringContext,
     *,
@@ -68,11 +71,9 @@ def grand(
     ``layers="all"`` (the paper's and the slides' "loss-grad") backpropagates every sample
     through the whole network: one per-sample backward pass, O(S N * cost of a backward).
     """
-    sel = _models(ctx, models)
+    sel = _models(models)
     if layers == "last":
         return last_layer_grad_norm(ctx)[sel].mean(axis=0).astype(np.float64)
-    if layers != "all":
-        raise ValueError(f"layers={layers!r}: allowed values are 'last' or 'all'")
     if ctx.model is None:
         raise ValueError("grand with layers='all' needs the pretrained model (ctx.model)")
     from coreset.scores.backprop import full_grad_norms
@@ -81,7 +82,8 @@ def grand(
     return np.mean([full_grad_norms(ctx.model, model_index=m) for m in range(count)], axis=0)
 
 
-@register("forgetting", family="importance", paper="Toneva et al. 2019, forgetting events")
+@register("forgetting", family="importance", paper="Toneva et al. 2019, forgetting events",
+          params={"never_learned": Choice(("max", "zero"))})
 def forgetting(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, never_learned: str = "max"
 ) -> np.ndarray:
@@ -92,8 +94,6 @@ def forgetting(
     (count E); ``"zero"`` counts them as 0 events. The default window keeps the most forgotten.
     O(S E N).
     """
-    if never_learned not in ("max", "zero"):
-        raise ValueError(f"never_learned={never_learned!r}: allowed values are 'max' or 'zero'")
     correct = ctx.correct.astype(np.int8)  # (S, E, N)
     events = ((correct[:, :-1] == 1) & (correct[:, 1:] == 0)).sum(axis=1).astype(np.float64)
     if never_learned == "max":

@@ -8,16 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 from coreset.scores.context import ScoringContext
-from coreset.scores.registry import per_class_orders, register
+from coreset.scores.greedy import class_orders, greedy_length
+from coreset.scores.params import MAX_RATIO, Bool, Int
+from coreset.scores.registry import register
 
 _EPS = 1e-8  # floor for probabilities: softmax outputs underflow to 0, and log(0) would be -inf
-
-
-def _greedy_length(n: int, max_ratio: float) -> int:
-    """How many greedy picks ``max_ratio`` allows out of ``n`` (at least 1)."""
-    if not 0 < max_ratio <= 1:
-        raise ValueError(f"max_ratio={max_ratio!r}: allowed values are in (0, 1]")
-    return max(1, min(n, int(np.ceil(max_ratio * n))))
 
 
 class _SymmetricKL:
@@ -61,6 +56,7 @@ def contextual_diversity_order(probs: np.ndarray, length: int, first: int) -> np
 @register(
     "contextual_diversity", family="geometry",
     paper="Agarwal et al. 2020, Contextual diversity for active learning (ECCV); DeepCore",
+    params={"max_ratio": MAX_RATIO},
 )
 def contextual_diversity(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, max_ratio: float = 1.0
@@ -83,11 +79,12 @@ def contextual_diversity(
     memory O(N C).
     """
     probs = ctx.probs[0]
-    def greedy(idx: np.ndarray) -> np.ndarray:
-        first = int(rng.integers(len(idx)))
-        return contextual_diversity_order(probs[idx], _greedy_length(len(idx), max_ratio), first)
 
-    return per_class_orders(ctx.labels, balance, greedy, desc="contextual_diversity")
+    def greedy(idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        first = int(rng.integers(len(idx)))
+        return contextual_diversity_order(probs[idx], greedy_length(len(idx), max_ratio), first)
+
+    return class_orders(ctx.labels, balance, greedy, rng, desc="contextual_diversity")
 
 
 def nearest_prototype_distance(
@@ -115,6 +112,7 @@ def nearest_prototype_distance(
 @register(
     "self_sup_prototypes", family="geometry", window="top", balance=False,
     paper="Sorscher et al. 2022, Beyond neural scaling laws (self-supervised prototypes)",
+    params={"n_clusters": Int(0), "normalize": Bool(), "n_init": Int(1)},
 )
 def self_sup_prototypes(
     ctx: ScoringContext,

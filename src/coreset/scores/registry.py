@@ -4,20 +4,28 @@ A selector is a function ``fn(ctx, *, rng, balance, **params) -> np.ndarray`` th
 float score per training sample. Convention: a HIGHER score is taken FIRST by the window ``top``.
 Selectors that produce a greedy order (herding, k-center, submodular, ...) return
 ``order_to_score(order, n)``, so that the first pick gets the highest score; samples the greedy
-never reached get ``-inf``.
+never reached get ``-inf``: -inf is reserved for "not ranked", every other score is finite.
 Scores never depend on the selection ratio: ``select`` applies ratio, window and balance later, so
-``dvc exp run -S ratio=...`` never reruns a score stage (greedy orders are prefix-consistent).
+``dvc exp run -S ratio=...`` never reruns a score stage (greedy orders are prefix-consistent, see
+``greedy.py``).
 
-Adding a selector is one function and one ``@register(...)`` line (plus a test).
+Adding a selector is one function and one ``@register(...)`` line that declares its parameters
+(``params={"name": rule}`` with the rules of ``params.py``), plus a test.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from coreset.scores.params import ParamError, Rule, check
+
+__all__ = ["REGISTRY", "WINDOWS", "ParamError", "SelectorSpec", "get", "load_all",
+           "order_to_score", "register", "validate_params"]
 
 WINDOWS = ("top", "bottom", "moderate", "two-ends", "random")
 
@@ -40,9 +48,23 @@ class SelectorSpec:
     # recipe's params for selectors where only some settings do (grand with layers="all")
     needs_model: bool | Callable[[dict], bool] = False
     defaults: dict[str, object] = field(default_factory=dict)
+    rules: dict[str, Rule] = field(default_factory=dict)  # every parameter's declared rule
 
     def uses_model(self, params: dict) -> bool:
         return self.needs_model(params) if callable(self.needs_model) else self.needs_model
+
+    def weigh(self, ctx: object, selected: np.ndarray,
+              params: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(kept indices, their float32 weights) of a selection: unit weights for unweighted
+        selectors; for Craig / GradMatch the weigher's, and samples whose weight is 0 are dropped
+        (GradMatch's non-negative least squares zeroes some): a kept sample always has a positive
+        weight, so "kept" never counts a sample that training ignores."""
+        selected = np.asarray(selected, dtype=np.int64)
+        if self.weigher is None:
+            return selected, np.ones(len(selected), dtype=np.float32)
+        weights = np.asarray(self.weigher(ctx, selected, **params), dtype=np.float32)
+        keep = weights > 0
+        return selected[keep], weights[keep]
 
 
 REGISTRY: dict[str, SelectorSpec] = {}
@@ -66,40 +88,55 @@ def register(
     balance: bool = True,
     weigher: WeightFn | None = None,
     needs_model: bool | Callable[[dict], bool] = False,
+    params: dict[str, Rule] | None = None,
 ) -> Callable[[ScoreFn], ScoreFn]:
-    """Decorator: register ``fn`` under ``name``. Its keyword-only parameters are its params."""
+    """Decorator: register ``fn`` under ``name``. Its keyword-only parameters are its params, and
+    ``params`` declares the rule of each (all of them, no more): a missing or extra declaration
+    fails at import. The registered function checks its params against the rules on every call,
+    so a bad value fails before any work, with one :class:`ParamError` line."""
     if window not in WINDOWS:
         raise ValueError(f"register({name!r}): window {window!r} not in {WINDOWS}")
+    rules = dict(params or {})
 
     def deco(fn: ScoreFn) -> ScoreFn:
         if name in REGISTRY:
             raise ValueError(f"selector {name!r} registered twice")
+        defaults = _keyword_defaults(fn)
+        if set(rules) != set(defaults):
+            raise ValueError(f"register({name!r}): declared params {sorted(rules)} differ from the "
+                             f"function's keyword parameters {sorted(defaults)}")
+        for key, default in defaults.items():
+            check(key, default, rules[key])  # a default must satisfy its own rule
+
+        @functools.wraps(fn)
+        def checked(ctx: object, *, rng: np.random.Generator, balance: bool,
+                    **kwargs: object) -> np.ndarray:
+            _check_values(name, rules, kwargs)
+            return fn(ctx, rng=rng, balance=balance, **kwargs)
+
         REGISTRY[name] = SelectorSpec(
-            name=name, fn=fn, family=family, window=window, balance=balance, paper=paper,
-            weigher=weigher, needs_model=needs_model, defaults=_keyword_defaults(fn),
+            name=name, fn=checked, family=family, window=window, balance=balance, paper=paper,
+            weigher=weigher, needs_model=needs_model, defaults=defaults, rules=rules,
         )
-        return fn
+        return checked
 
     return deco
 
 
-class ParamError(ValueError):
-    """A selector parameter value is not allowed: names the parameter, the value and the rule."""
-
-    def __init__(self, param: str, value: object, allowed: str) -> None:
-        super().__init__(f"{param} = {value!r} is not allowed: {allowed}")
-        self.param, self.value, self.allowed = param, value, allowed
+def _check_values(method: str, rules: dict[str, Rule], params: dict) -> None:
+    for key, value in params.items():
+        if key not in rules:
+            raise ParamError(key, value, f"not a parameter of {method!r}; allowed: "
+                                         f"{', '.join(rules) or 'none'}")
+        check(key, value, rules[key])
 
 
 def validate_params(method: str, params: dict) -> dict:
-    """The recipe's params merged over the method's defaults, or ParamError for an unknown
-    parameter. (Value checks per parameter are declared next to each selector.)"""
+    """The recipe's params merged over the method's defaults, or :class:`ParamError` (one line:
+    the parameter, the value, what is allowed) for an unknown parameter or a value outside its
+    declared rule: type (a bool is not a number), range, choices, non-finite numbers."""
     spec = get(method)
-    for name in params:
-        if name not in spec.defaults:
-            raise ParamError(name, params[name],
-                             f"not a parameter of {method!r}; allowed: "
-                             f"{', '.join(spec.defaults) or 'none'}")
+    _check_values(method, spec.rules, params)
     return {**spec.defaults, **params}
 
 
@@ -122,54 +159,4 @@ def order_to_score(order: np.ndarray, n: int) -> np.ndarray:
     score = np.full(n, -np.inf)
     order = np.asarray(order, dtype=np.int64)
     score[order] = np.arange(len(order), 0, -1, dtype=np.float64)
-    return score
-
-
-def with_class_progress(
-    greedy: Callable[[np.ndarray], np.ndarray], labels: np.ndarray, balance: bool, desc: str | None
-):
-    """``greedy`` wrapped so that a tqdm bar advances once per class (or once, globally).
-    Returns (wrapped, close); without ``desc`` the greedy is returned as it is."""
-    if desc is None:
-        return greedy, lambda: None
-    from tqdm.auto import tqdm
-
-    total = len(np.unique(labels)) if balance else 1
-    bar = tqdm(total=total, desc=desc, unit="class" if balance else "run", leave=False)
-
-    def wrapped(idx: np.ndarray) -> np.ndarray:
-        out = greedy(idx)
-        bar.update()
-        return out
-
-    return wrapped, bar.close
-
-
-def per_class_orders(
-    labels: np.ndarray,
-    balance: bool,
-    greedy: Callable[[np.ndarray], np.ndarray],
-    desc: str | None = None,
-) -> np.ndarray:
-    """Run ``greedy(indices) -> positions into indices, first pick first`` per class or globally.
-
-    Per-class greedy orders are merged into one score by rank within the class, so that a balanced
-    top-k per class takes exactly each class's first picks.
-    """
-    greedy, close = with_class_progress(greedy, labels, balance, desc)
-    try:
-        return _merge_orders(labels, balance, greedy)
-    finally:
-        close()
-
-
-def _merge_orders(labels: np.ndarray, balance: bool, greedy) -> np.ndarray:
-    n = len(labels)
-    if not balance:
-        return order_to_score(greedy(np.arange(n)), n)
-    score = np.full(n, -np.inf)
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        order = idx[np.asarray(greedy(idx), dtype=np.int64)] if len(idx) else idx
-        score[order] = np.arange(len(order), 0, -1, dtype=np.float64)
     return score

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from coreset.scores.context import ScoringContext
+from coreset.scores.params import MODELS
 from coreset.scores.registry import register
 
 PAPER = "DeepCore (Guo et al. 2022); Coleman et al. 2020"
@@ -30,8 +31,6 @@ PAPER = "DeepCore (Guo et al. 2022); Coleman et al. 2020"
 
 def _probs(ctx: ScoringContext, models: str) -> np.ndarray:
     """(S', N, C) float64 probabilities of the models to average over."""
-    if models not in ("all", "first"):
-        raise ValueError(f"models={models!r}: allowed values are 'all' or 'first'")
     sel = slice(None) if models == "all" else slice(0, 1)
     return ctx.probs[sel].astype(np.float64)
 
@@ -54,7 +53,7 @@ def margin_score(probs: np.ndarray) -> np.ndarray:
     return -(top2[..., 1] - top2[..., 0])
 
 
-@register("least_confidence", family="uncertainty", paper=PAPER)
+@register("least_confidence", family="uncertainty", paper=PAPER, params={"models": MODELS})
 def least_confidence(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, models: str = "all"
 ) -> np.ndarray:
@@ -65,7 +64,7 @@ def least_confidence(
     return least_confidence_score(_probs(ctx, models)).mean(axis=0)
 
 
-@register("entropy", family="uncertainty", paper=PAPER)
+@register("entropy", family="uncertainty", paper=PAPER, params={"models": MODELS})
 def entropy(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, models: str = "all"
 ) -> np.ndarray:
@@ -77,7 +76,7 @@ def entropy(
     return entropy_score(_probs(ctx, models)).mean(axis=0)
 
 
-@register("margin", family="uncertainty", paper=PAPER)
+@register("margin", family="uncertainty", paper=PAPER, params={"models": MODELS})
 def margin(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, models: str = "all"
 ) -> np.ndarray:

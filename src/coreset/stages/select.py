@@ -28,10 +28,9 @@ def main(p: Params, argv: list[str]) -> None:
                      selection_rng(p, recipe.method, 1))
     except ValueError as err:
         raise StageError(f"recipes.{recipe.name}: {err}") from None
-    weights = np.ones(len(idx), dtype=np.float32)
-    if spec.weigher is not None:  # Craig / GradMatch: per-sample weights of the chosen subset
-        ctx = build_context(p, with_model=False)
-        weights = np.asarray(spec.weigher(ctx, idx, **recipe.params), dtype=np.float32)
+    # Craig / GradMatch: per-sample weights of the chosen subset; zero-weight samples are dropped
+    ctx = build_context(p, with_model=False) if spec.weigher is not None else None
+    idx, weights = spec.weigh(ctx, idx, recipe.params)
     save_npz(artifacts.SELECTED / f"{recipe.name}.npz", indices=idx, weights=weights)
     print(f"select@{recipe.name}: kept {len(idx)} of {len(labels)} ({recipe.window}, "
           f"{'balanced' if recipe.balance else 'global'})")
