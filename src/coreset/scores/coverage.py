@@ -1,0 +1,120 @@
+"""Coverage-centric coreset selection (CCS, Zheng et al. ICLR 2023) and the difficulty scores it
+(and D2 pruning) stratify: AUM, forgetting, EL2N.
+
+CCS depends on the budget, yet its score here does not depend on the ratio. The design: with the
+hard cut fixed by the recipe (``hard_cut``, beta), CCS's selections for budgets m = 1, 2, ... are
+nested. Its budget split over strata (the reference's ``bin_allocate``: strata in ascending size,
+each takes min(size, remaining // strata left)) grows by exactly one sample in exactly one stratum
+when m grows by one (floor((r + 1) / j) - floor(r / j) is 0 or 1, and a capped stratum stays
+capped), and the samples inside a stratum are a prefix of one random permutation. So the whole
+family is one ORDER, and ``select``'s window ``top`` at any ratio keeps exactly CCS's selection at
+that budget. The recipe states the ratio-dependent choice (beta) itself: the paper picks beta per
+pruning rate; a sweep over ratios uses one recipe per beta.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from coreset.scores.context import ScoringContext
+from coreset.scores.greedy import class_orders
+from coreset.scores.importance import el2n, forgetting
+from coreset.scores.params import Choice, Float, Int
+from coreset.scores.registry import register
+from coreset.scores.trajectory import area_under_margin
+from coreset.selection import exact_rate
+
+DIFFICULTY = ("aum", "forgetting", "el2n")
+
+
+def difficulty(ctx: ScoringContext, key: str, method: str) -> np.ndarray:
+    """(N,) higher = harder: -AUM (probability margins, CCS's ``accumulated_margin``), the
+    forgetting count (never learned = E), or EL2N, each averaged over the pretrained models."""
+    if key == "aum":
+        return -area_under_margin(ctx, method, space="prob")
+    fn = forgetting if key == "forgetting" else el2n
+    return fn(ctx, rng=np.random.default_rng(0), balance=False)
+
+
+def hard_cut_mask(hardness: np.ndarray, beta: float) -> np.ndarray:
+    """True for the floor(beta * n) hardest samples (beta read as the decimal it is written
+    as; ties: the lower index is cut first), as CCS's ``mislabel_mask`` with
+    ``int(mis_ratio * n)``."""
+    cut = math.floor(exact_rate(beta) * len(hardness))
+    mask = np.zeros(len(hardness), dtype=bool)
+    mask[np.argsort(-hardness, kind="stable")[:cut]] = True
+    return mask
+
+
+def strata_of(score: np.ndarray, strata: int) -> np.ndarray:
+    """Equal-width bins over [min, max] of ``score``: stratum index per sample, the maximum in the
+    last bin. (The reference widens the range to max * 1.0001, which drops the maximum when it is
+    negative, as AUM can be; the clip keeps it.)"""
+    low, high = float(score.min()), float(score.max())
+    if high == low:
+        return np.zeros(len(score), dtype=np.int64)
+    step = (high - low) / strata
+    return np.clip(np.floor((score - low) / step), 0, strata - 1).astype(np.int64)
+
+
+def allocations(sizes: np.ndarray, budgets: np.ndarray) -> np.ndarray:
+    """(len(budgets), k) samples per stratum for each budget: CCS's ``bin_allocate``, strata in
+    ascending size (ties by index), each min(size, remaining // strata left). Vectorised over the
+    budgets: O(k * len(budgets))."""
+    by_size = np.argsort(sizes, kind="stable")
+    remaining = np.asarray(budgets, dtype=np.int64).copy()
+    out = np.zeros((len(remaining), len(sizes)), dtype=np.int64)
+    for position, stratum in enumerate(by_size):
+        take = np.minimum(sizes[stratum], remaining // (len(sizes) - position))
+        out[:, stratum] = take
+        remaining -= take
+    return out
+
+
+def stratified_order(strata: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Positions in CCS's stratified-sampling order: its first m entries are the samples that
+    stratified sampling with budget m keeps, for every m (see the module docstring)."""
+    sizes = np.bincount(strata, minlength=k)
+    members = [rng.permutation(np.flatnonzero(strata == s)) for s in range(k)]
+    alloc = allocations(sizes, np.arange(len(strata) + 1))
+    grown = np.diff(alloc, axis=0)  # (M, k): which stratum gains the m-th sample
+    if not ((grown >= 0).all() and (grown.sum(axis=1) == 1).all()):
+        raise AssertionError("CCS allocations are not nested")  # the docstring's argument
+    stratum = grown.argmax(axis=1)
+    slot = alloc[1:][np.arange(len(stratum)), stratum] - 1
+    return np.array([members[s][i] for s, i in zip(stratum, slot, strict=True)], dtype=np.int64)
+
+
+@register("ccs", family="coverage", paper="Zheng et al. 2023, Coverage-centric coreset selection "
+          "(ICLR)", balance=False,
+          params={"score": Choice(DIFFICULTY), "hard_cut": Float(0.0, 1.0, open_high=True),
+                  "strata": Int(1), "cut_by": Choice(("aum", "score"))})
+def ccs(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, score: str = "aum",
+        hard_cut: float = 0.1, strata: int = 50, cut_by: str = "aum") -> np.ndarray:
+    """CCS: drop the ``hard_cut`` (beta) hardest fraction, split the rest into ``strata`` (k = 50)
+    equal-width bins of the difficulty ``score``, and spread the budget evenly over the bins
+    (smallest first; a bin smaller than its share gives the rest to the others), sampling
+    uniformly inside each bin.
+
+    The reference code cuts by AUM (probability margins) whatever the stratified score
+    (``cut_by: aum``, its default); ``cut_by: score`` cuts by the stratified score, as the paper's
+    Algorithm 1 reads. The reference's CIFAR-10 command stratifies AUM with beta = 0.3 at 10 %
+    kept; the paper picks beta per pruning rate (0 at low rates). The default 0.1 is one recipe;
+    set it per rate. Global (``balance: false``) as the reference; balanced runs CCS per class.
+
+    The result is an order (module docstring): the window ``top`` at a ratio keeps CCS's selection
+    at that budget. The cut samples are unranked (-inf), so ``select`` refuses a ratio above
+    1 - beta. O(N k) time and memory for the nested budgets, plus the difficulty score.
+    """
+    hardness = difficulty(ctx, score, "ccs")
+    cut = hardness if cut_by == "score" else difficulty(ctx, "aum", "ccs")
+
+    def order(idx: np.ndarray, group_rng: np.random.Generator) -> np.ndarray:
+        keep = np.flatnonzero(~hard_cut_mask(cut[idx], hard_cut))
+        if len(keep) == 0:
+            return keep
+        return keep[stratified_order(strata_of(hardness[idx][keep], strata), strata, group_rng)]
+
+    return class_orders(ctx.labels, balance, order, rng)

@@ -1,0 +1,108 @@
+"""Scores from the training trajectory of the pretrained models: AUM, Dyn-Unc and TDDS.
+
+They read the per-epoch dynamics that pretraining records (``scores.dynamics``), shapes
+(S, E, N): S pretrained models, E epochs, N samples, and average the per-model score over the
+models. Each is O(S E N) time and memory; none needs the model itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from coreset.scores.context import ScoringContext
+from coreset.scores.dynamics import require
+from coreset.scores.params import Float, Int
+from coreset.scores.registry import register
+
+
+def area_under_margin(ctx: ScoringContext, method: str, space: str = "logit") -> np.ndarray:
+    """(N,) mean over epochs and models of the margin: logits (Pleiss et al.) or probabilities
+    (CCS's ``accumulated_margin``, divided by E: the same ranking)."""
+    name = "epoch_margin" if space == "logit" else "epoch_prob_margin"
+    return require(ctx, name, method).astype(np.float64).mean(axis=(0, 1))
+
+
+@register("aum", family="training dynamics",
+          paper="Pleiss et al. 2020, Identifying mislabeled data using the area under the margin",
+          params={})
+def aum(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool) -> np.ndarray:
+    """Minus the area under the margin: -mean over pretraining epochs of (assigned logit - the
+    largest other logit), averaged over the pretrained models (Pleiss et al. 2020).
+
+    Low AUM marks a likely mislabeled (or very hard) sample. The score is -AUM so that the window
+    ``top`` keeps the lowest AUM, the data-pruning use of AUM ("keep the hardest"; CCS's AUM
+    baseline, ``--data-score-descending 0``); the window ``bottom`` keeps the highest AUM, Pleiss
+    et al.'s filtering of mislabeled samples. The margins come from the augmented train-mode
+    mini-batches of pretraining, as the reference records them. O(S E N).
+    """
+    return -area_under_margin(ctx, "aum")
+
+
+def _sliding(values: np.ndarray, window: int) -> np.ndarray:
+    """(S, E, N) -> (S, E - window + 1, window, N): every run of ``window`` consecutive epochs."""
+    view = np.lib.stride_tricks.sliding_window_view(values, window, axis=1)  # (S, K, N, window)
+    return np.moveaxis(view, 3, 2)
+
+
+def _check_epochs(method: str, param: str, value: int, epochs: int) -> None:
+    if value > epochs:
+        raise ValueError(f"{method}: {param} = {value} needs at least {value} pretraining epochs; "
+                         f"the dynamics hold {epochs} (raise pretrain.epochs or lower {param})")
+
+
+@register("dyn_unc", family="training dynamics",
+          paper="He et al. 2023, Large-scale dataset pruning with dynamic uncertainty",
+          params={"window": Int(2)})
+def dyn_unc(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool,
+            window: int = 10) -> np.ndarray:
+    """Dynamic uncertainty (He et al. 2023): the mean over sliding windows of ``window`` (J)
+    consecutive epochs of the standard deviation (ddof = 1, the paper's J - 1 denominator) of the
+    predicted probability of the assigned label, averaged over the pretrained models. High =
+    uncertain; the paper keeps the highest (window ``top``). J = 10 is the paper's default.
+    O(S E J N) with the window view.
+    """
+    prob = require(ctx, "epoch_prob", "dyn_unc").astype(np.float64)
+    _check_epochs("dyn_unc", "window", window, prob.shape[1])
+    return _sliding(prob, window).std(axis=2, ddof=1).mean(axis=(0, 1))
+
+
+def binary_kl_terms(before: np.ndarray, after: np.ndarray, eps: float = 1e-8) -> np.ndarray:
+    """TDDS's per-epoch change sum_c |p'_c (log p'_c - log p_c)| over the two-cell partition
+    {assigned label, any other label}: p = prob of the assigned label, 1 - p the rest."""
+    def term(new: np.ndarray, old: np.ndarray) -> np.ndarray:
+        return np.abs(new * (np.log(new + eps) - np.log(old + eps)))
+
+    return term(after, before) + term(1.0 - after, 1.0 - before)
+
+
+@register("tdds", family="training dynamics",
+          paper="Zhang et al. 2024, Temporal dual-depth scoring (TDDS), CVPR",
+          params={"trajectory": Int(2), "window": Int(2), "decay": Float(0.0, 1.0, True, True)})
+def tdds(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, trajectory: int = 10,
+         window: int = 10, decay: float = 0.9) -> np.ndarray:
+    """Temporal dual-depth scoring (Zhang et al. 2024), over the first ``trajectory`` (T)
+    pretraining epochs, in windows of ``window`` (W) epochs, with the reference's defaults
+    (T = 10, W = 10, decay 0.9; its CIFAR-100 command uses T = 30).
+
+    Depth 1: the change of the prediction between consecutive epochs, d_t = sum_c |p_{t+1,c}
+    log(p_{t+1,c} / p_{t,c})|. Depth 2: in each window k, the spread of d over the window,
+    ||d_t - mean_window(d)||_2 over its W - 1 changes, weighted by decay (1 - decay)^(T - W - k)
+    (recent windows count most) and summed over the T - W + 1 windows. High = kept first (the
+    reference keeps the highest).
+
+    Approximation: the reference sums d_t over all C classes of the per-epoch softmax; pretraining
+    records only the probability of the assigned label, so d_t is taken over the partition
+    {assigned label, the other labels} (p, 1 - p). It is exact for two classes; for more classes it
+    sees a change only through the assigned label's probability. O(S T N).
+    """
+    if window > trajectory:
+        raise ValueError(f"tdds: window = {window} must be <= trajectory = {trajectory}")
+    prob = require(ctx, "epoch_prob", "tdds").astype(np.float64)
+    _check_epochs("tdds", "trajectory", trajectory, prob.shape[1])
+    prob = prob[:, :trajectory]
+    change = binary_kl_terms(prob[:, :-1], prob[:, 1:])  # (S, T - 1, N)
+    runs = _sliding(change, window - 1)  # (S, T - W + 1, W - 1, N)
+    spread = np.linalg.norm(runs - runs.mean(axis=2, keepdims=True), axis=2)  # (S, K, N)
+    k = np.arange(spread.shape[1])
+    weight = decay * (1.0 - decay) ** (trajectory - window - k)
+    return np.einsum("skn,k->n", spread, weight) / spread.shape[0]
