@@ -15,7 +15,7 @@ import yaml
 
 from coreset import paper_tables as tables_cmd
 from coreset.config import parse
-from coreset.report import analyses, tables
+from coreset.report import analyses, build, significance, tables
 from coreset.report.experiments import Experiment, flatten, matching, parse_show, prioritised
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +98,76 @@ def test_latex_groups_outer_header_levels():
                                                    ("noise 20%", "0.3")]))
     assert r"\multicolumn{1}{c}{clean} & \multicolumn{2}{c}{noise 20\%}" in tex
     assert r"Method & 0.2 & 0.2 & 0.3 & Avg. rank \\" in tex
+
+
+# --- significance against random ---------------------------------------------------------------
+
+def test_paired_t_test_by_hand():
+    # differences 0.10, 0.11, 0.11: mean 0.32 / 3, sd 0.01 / sqrt(3), t = 32 with 2 degrees of
+    # freedom, whose two-sided p-value has the closed form 1 - t / sqrt(t^2 + 2)
+    result = significance.paired_test({0: 0.80, 1: 0.82, 2: 0.84, 7: 0.5},
+                                      {0: 0.70, 1: 0.71, 2: 0.73})
+    assert (result.n, result.test) == (3, "t-test")
+    assert result.mean_diff == pytest.approx(0.32 / 3)
+    assert result.p_value == pytest.approx(1 - 32 / np.sqrt(32**2 + 2), rel=1e-6)
+    assert result.mark == "*"
+    worse = significance.paired_test({0: 0.70, 1: 0.71, 2: 0.73}, {0: 0.80, 1: 0.82, 2: 0.84})
+    assert worse.mark == "-"
+    noisy = significance.paired_test({0: 0.9, 1: 0.7, 2: 0.8}, {0: 0.8, 1: 0.8, 2: 0.8})
+    assert noisy.mark == "" and noisy.p_value == pytest.approx(1.0)  # mean difference 0
+
+
+def test_two_seeds_use_the_exhaustive_bootstrap_and_one_seed_no_test():
+    agree = significance.paired_test({0: 0.9, 1: 0.8}, {0: 0.8, 1: 0.75})
+    assert agree.test == "bootstrap" and agree.interval == pytest.approx((0.05, 0.1))
+    assert agree.mark == "*"  # both differences positive: [0.05, 0.1] excludes 0
+    assert significance.paired_test({0: 0.9, 1: 0.7}, {0: 0.8, 1: 0.75}).mark == ""
+    single = significance.paired_test({0: 0.9}, {0: 0.1})
+    assert single.test == "none" and single.mark == ""
+
+
+def marked_runs() -> pd.DataFrame:
+    """random and two selectors over 3 seeds at two ratios: A beats random at 0.2 and trails it
+    at 0.3; B is indistinguishable."""
+    rows = []
+    for seed, (r2, r3) in enumerate([(0.70, 0.90), (0.71, 0.91), (0.73, 0.92)]):
+        rows += [("random", seed, r2, 0.2), ("random", seed, r3, 0.3),
+                 ("A", seed, r2 + 0.1 + 0.01 * (seed > 0), 0.2),
+                 ("A", seed, r3 - 0.1 - 0.01 * (seed > 0), 0.3),
+                 ("B", seed, r2 + (0.05, -0.05, 0.0)[seed], 0.2), ("B", seed, r3, 0.3),
+                 ("full", seed, 0.99, 0.2), ("full", seed, 0.99, 0.3)]
+    return pd.DataFrame(rows, columns=["selector", "seed", "accuracy", "column"])
+
+
+def test_tables_mark_cells_and_summarise_against_random():
+    t = tables.build(marked_runs(), rows=["random", "A", "B"])
+    assert t.marks.loc["A"].tolist() == ["*", "-"] and t.marks.loc["B"].tolist() == ["", ""]
+    assert t.marks.loc["random"].tolist() == ["", ""] and t.marks.loc["full"].tolist() == ["", ""]
+    assert t.significance.startswith("Beats random in 1 of 4 cells at p < 0.05 (*), worse in 1")
+    md = tables.markdown(t)
+    assert "| A | **82.00 ± 2.00** \\* | 80.33 ± 0.58 - |" in md
+    assert md.rstrip().endswith("paired t-test over the shared training seeds.")
+    tex = tables.latex(t)
+    assert r"\textbf{82.00 $\pm$ 2.00}$^{*}$ & 80.33 $\pm$ 0.58$^{-}$" in tex
+    assert r"Beats random in 1 of 4 cells at p $<$ 0.05" in tex
+    csv = pd.read_csv(io.StringIO(tables.csv(t)), keep_default_na=False).set_index("selector")
+    assert csv.loc["A", "0.2 vs random"] == "*" and csv.loc["A", "0.3 vs random"] == "-"
+
+
+def test_tables_without_random_have_no_marks():
+    t = tables.build(hand_runs(), rows=["A", "B", "C"])
+    assert t.significance == "" and (t.marks == "").all().all()
+
+
+def test_caption_states_the_protocol():
+    t = tables.build(hand_runs(), rows=["A", "B", "C"])
+    spec = build.SPECS["selectors_x_ratios"]
+    text = build.caption(spec, {"data.dataset": "digits", "train.epochs": 30,
+                                "train.batch_size": 64, "train.report": "best"}, t)
+    assert "Protocol: 30 epochs over the subset, batch 64, best-epoch accuracy" in text
+    steps = build.caption(spec, {"train.epochs": 30, "train.batch_size": 256,
+                                 "train.budget": "steps", "train.steps": 40000}, t)
+    assert "Protocol: 40000 SGD steps whatever the subset size, batch 256, final-epoch" in steps
 
 
 # --- overlap and windows --------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from coreset.dynamic import protocol_line
 from coreset.io import save_text
 from coreset.report import analyses, figures, tables
 from coreset.report.experiments import Experiment, RevisionFiles, accuracies, matching
@@ -74,13 +75,23 @@ def rows_for(spec: Spec, runs: pd.DataFrame, context: Params,
     return [r for r in wanted if r in present]
 
 
+def protocol(context: Params) -> str:
+    """The training protocol of the experiments (budget mode, length, batch size, final or best
+    epoch, dynamic selection), from their params; keys a params.yaml lacks take their defaults."""
+    return protocol_line(
+        budget_mode=context.get("train.budget", "epochs"), epochs=context.get("train.epochs", 0),
+        steps=context.get("train.steps", 0), batch_size=context.get("train.batch_size", 0),
+        report=context.get("train.report", "final"), dynamic=context.get("train.dynamic", "none"),
+        dynamic_ratio=context.get("train.dynamic_ratio"))
+
+
 def caption(spec: Spec, context: Params, table: tables.Table) -> str:
     seeds = sorted({int(v) for v in table.n.stack().dropna()}) or [0]
     n = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
     return (f"{spec.title}. {context.get('data.dataset', '?')}; coreset model "
-            f"{context.get('train.model', 'auto')}, {context.get('train.epochs', '?')} epochs; "
-            f"mean ± std over {n} seed(s) of the "
-            f"{context.get('train.report', 'final')}-epoch test accuracy (%); best in bold; "
+            f"{context.get('train.model', 'auto')}. {protocol(context)} "
+            f"Mean ± std over {n} seed(s) of the test accuracy (%); best in bold; "
+            f"cells marked where they beat or trail random (the line below the table); "
             f"average rank across columns; full data as reference.")
 
 

@@ -4,6 +4,9 @@ bold, the average rank across columns, and the full-data accuracy as a reference
 Accuracies are reported in percent. Ties are decided at the displayed precision: two means that
 print the same are equally good (both bold, average rank), so floating-point noise in the last
 bit never picks a winner. Rows with a missing cell are shown but neither ranked nor bold.
+Each cell is marked * (better) or - (worse) when it differs from the random row of its column at
+p < 0.05 over the shared training seeds (``report.significance``), and a summary line says in how
+many cells that happens.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from coreset.report import significance
 
 Column = tuple[str, ...]  # header levels, outermost first: ("label noise 20%", "ratio 20%")
 
@@ -32,6 +37,8 @@ class Table:
     avg_rank: pd.Series  # mean rank over the columns (NaN for incomplete rows)
     best: pd.DataFrame  # bool: the best mean of the column (all tied ones)
     decimals: int
+    marks: pd.DataFrame | None = None  # "*", "-" or "" against the baseline row, per cell
+    significance: str = ""  # the summary line of those tests
 
 
 def as_column(value: object) -> Column:
@@ -41,11 +48,12 @@ def as_column(value: object) -> Column:
 
 def build(runs: pd.DataFrame, columns: Sequence[Column] | None = None,
           rows: Sequence[str] | None = None, reference: Sequence[str] = ("full",),
-          decimals: int = 2) -> Table:
+          decimals: int = 2, baseline: str = "random") -> Table:
     """Aggregate per-seed ``runs`` (selector, seed, accuracy as a fraction, column) into a Table.
 
     ``columns``: header tuples in display order (default: sorted). ``rows``: the ranked recipes
     in display order (default: every recipe in ``runs`` but the reference ones, sorted).
+    ``baseline``: the row every cell is tested against (paired over seeds), when it ran.
     """
     runs = runs.assign(column=runs["column"].map(as_column), pct=100.0 * runs["accuracy"])
     columns = list(columns) if columns is not None else sorted(runs["column"].unique())
@@ -69,7 +77,26 @@ def build(runs: pd.DataFrame, columns: Sequence[Column] | None = None,
     rank = rank.reindex(ranked)
     top = shown[complete].max(axis=0)
     best = shown.eq(top, axis=1) & complete.to_numpy()[:, None]
-    return Table(ranked, ref, columns, mean, std, n, rank, rank.mean(axis=1), best, decimals)
+    marks, line = _significance(runs, mean.index, position, baseline)
+    return Table(ranked, ref, columns, mean, std, n, rank, rank.mean(axis=1), best, decimals,
+                 marks, line)
+
+
+def _significance(runs: pd.DataFrame, index: pd.Index, position: dict[Column, int],
+                  baseline: str) -> tuple[pd.DataFrame, str]:
+    """Per-cell marks against ``baseline`` and the summary line ("" when it did not run)."""
+    marks = pd.DataFrame("", index=index, columns=range(len(position)))
+    if baseline not in set(runs["selector"]):
+        return marks, ""
+    shown = runs[runs["selector"].isin(index) & runs["column"].map(lambda c: c in position)]
+    tests = significance.cell_tests(shown, baseline)
+    for (selector, column), test in tests.items():
+        marks.loc[selector, position[column]] = test.mark
+    return marks, significance.summary(tests, baseline)
+
+
+def mark(table: Table, row: str, j: int) -> str:
+    return "" if table.marks is None else table.marks.loc[row, j]
 
 
 def cell(table: Table, row: str, j: int, pm: str = "±") -> str | None:
@@ -104,9 +131,12 @@ def markdown(table: Table, title: str = "") -> str:
         cells = []
         for j in range(len(table.columns)):
             text = cell(table, row, j) or "–"
-            cells.append(f"**{text}**" if is_best(table, row, j) else text)
+            text = f"**{text}**" if is_best(table, row, j) else text
+            cells.append(text + {"*": " \\*", "-": " -"}.get(mark(table, row, j), ""))
         name = row_label(row) + (" (reference)" if row in table.reference else "")
         lines.append("| " + " | ".join([name, *cells, rank_text(table, row) or "–"]) + " |")
+    if table.significance:
+        lines += ["", table.significance]
     return "\n".join(lines) + "\n"
 
 
@@ -118,6 +148,8 @@ def csv(table: Table) -> str:
         for what, frame in (("mean", table.mean), ("std", table.std), ("n", table.n)):
             values = frame.loc[out["selector"], j].to_numpy()
             out[f"{name} {what}"] = pd.array(values, dtype="Int64") if what == "n" else values
+    for j, name in enumerate(names):
+        out[f"{name} vs random"] = [mark(table, r, j) for r in out["selector"]]
     out["avg_rank"] = [table.avg_rank.get(r, np.nan) for r in out["selector"]]
     out["best_in"] = [";".join(name for j, name in enumerate(names) if is_best(table, r, j))
                       for r in out["selector"]]
@@ -178,8 +210,13 @@ def latex(table: Table, caption: str = "", label: str = "") -> str:
         cells = []
         for j in range(len(table.columns)):
             text = cell(table, row, j, pm=r"$\pm$") or "--"
-            cells.append(rf"\textbf{{{text}}}" if is_best(table, row, j) else text)
+            text = rf"\textbf{{{text}}}" if is_best(table, row, j) else text
+            cells.append(text + (rf"$^{{{mark(table, row, j)}}}$" if mark(table, row, j) else ""))
         lines.append(" & ".join([_tex(row_label(row)), *cells, rank_text(table, row) or "--"])
                      + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if table.significance:
+        text = _tex(table.significance).replace(" < ", " $<$ ")
+        lines.append(rf"\par\smallskip{{\footnotesize {text}}}")
+    lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
