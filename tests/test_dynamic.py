@@ -97,7 +97,7 @@ def test_make_planner_and_static():
     pool = np.array([2, 5])
     idx, w = make_planner("none", pool, epochs=3, seed=0).plan(1)
     assert idx.tolist() == [2, 5] and w.tolist() == [1.0, 1.0]
-    with pytest.raises(ValueError, match="train.dynamic = 'rs3' is not allowed: one of none"):
+    with pytest.raises(ValueError, match=r"train\.dynamic = 'rs3' is not allowed: one of none"):
         make_planner("rs3", pool, epochs=3, seed=0)
 
 
@@ -109,9 +109,9 @@ def test_budget_epochs_and_steps():
     assert (small.epochs, small.total_steps) == (3, 10) and (large.epochs, large.total_steps) == (
         1, 10)
     assert progress(5, 10) == 0.5 and progress(12, 10) == 1.0
-    with pytest.raises(ValueError, match="train.steps = 0 is not allowed"):
+    with pytest.raises(ValueError, match=r"train\.steps = 0 is not allowed"):
         budget("steps", 100, 32, 10, steps=0)
-    with pytest.raises(ValueError, match="train.budget = 'iters' is not allowed"):
+    with pytest.raises(ValueError, match=r"train\.budget = 'iters' is not allowed"):
         budget("iters", 100, 32, 10)
 
 
