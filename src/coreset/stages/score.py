@@ -1,4 +1,4 @@
-"""score@<recipe>: one score per training sample (or a greedy order) for one selector recipe.
+"""score@<recipe>: one score per training sample (or a greedy order) for one recipe.
 
 Usage: python -m coreset.stages.score <recipe>   (a name under `recipes:` in params.yaml)
 """
@@ -32,7 +32,7 @@ def main(p: Params, argv: list[str]) -> None:
         raise StageError(f"recipes.{recipe.name}: {err}") from None
     score = np.asarray(score, dtype=np.float64)
     if score.shape != (ctx.n,) or np.isnan(score).any():
-        raise StageError(f"selector {recipe.method!r} returned an invalid score {score.shape}")
+        raise StageError(f"method {recipe.method!r} returned an invalid score {score.shape}")
     save_npz(artifacts.SCORES / f"{recipe.name}.npz", score=score)
     ranked = np.isfinite(score).sum()
     print(f"score@{recipe.name}: {recipe.method} on {ctx.n} samples ({ranked} ranked)")
