@@ -54,6 +54,24 @@ def raw_split(split: str) -> tuple[np.ndarray, np.ndarray]:
     return np.load(RAW / f"{split}_images.npy"), np.load(RAW / f"{split}_labels.npy")
 
 
+def class_counts(labels_file: Path, num_classes: int = 0) -> np.ndarray:
+    """Samples per class in a labels file (memory-mapped: no copy of a large split)."""
+    return np.bincount(np.load(labels_file, mmap_mode="r"), minlength=num_classes)
+
+
+def raw_class_counts(dataset: str) -> tuple[np.ndarray, str] | None:
+    """(training samples per class, their file) of data/raw when it holds ``dataset``; None
+    before the download stage ran or when data/raw is a stale folder of another dataset."""
+    meta_file = RAW / "meta.json"
+    if not meta_file.is_file():
+        return None
+    m = load_json(meta_file)
+    if m.get("dataset") != dataset:
+        return None
+    labels = RAW / "train_labels.npy"
+    return class_counts(labels, m["num_classes"]), str(labels)
+
+
 def training_set() -> dict[str, np.ndarray]:
     """The (perturbed) training split with its perturbation record."""
     names = ("images", "labels", "true_labels", "image_kind", "label_flipped")

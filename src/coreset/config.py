@@ -1,48 +1,241 @@
-"""params.yaml -> validated, typed config. A bad value raises ConfigError with one line naming the
-key, the value and what is allowed; stage entry points turn it into a non-zero exit before they
-write anything."""
+"""params.yaml -> validated, typed config whose attribute names mirror the file one to one
+(``corrupt.adversarial.rate`` is ``p.corrupt.adversarial.rate``).
+
+Every stage validates the WHOLE file before it does anything (stages/_cli.py), so a bad value
+fails at whichever stage DVC runs first, in seconds, with one line naming the key, the value and
+what is allowed (ConfigError). What is checked:
+
+- the file itself (``parse``): every key at every level is known and present, every value has its
+  type and range, no number is NaN or infinite, every recipe under ``recipes:`` (selected or not)
+  names a registered method, a window, a balance and parameters that the method declares
+  (``registry.validate_params``), and ``selectors`` names recipes;
+- the machine and the data (``check_runtime``): the requested device exists, and the ratio keeps
+  at least one sample of every class once the class counts are known (data/raw, written by the
+  download stage, which checks the freshly loaded split itself before writing it).
+
+The allowlists come from the modules that implement each concept (datasets, models, corruptions,
+attacks, label-noise modes, training options, selector windows), all importable without torch.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import difflib
+import math
+import re
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from coreset.data.datasets import NAMES as DATASETS
+from coreset.data.label_noise import MODES as NOISE_MODES
+from coreset.data.names import ATTACKS, CORRUPTIONS
+from coreset.model_names import AUTO as AUTO_MODEL
+from coreset.model_names import NAMES as MODELS
 from coreset.scores.registry import WINDOWS
+from coreset.training_options import AUGMENTS, LOADERS, REPORTS, SCHEDULES
 
-SCHEDULES = ("cosine", "multistep", "step", "constant")
-AUGMENTS = ("none", "crop_flip", "crop", "auto")
-MODELS = ("auto", "small_cnn", "resnet18", "resnet50", "vgg16")
-CORRUPTIONS = ("gaussian_noise", "occlusion", "resolution", "fog", "motion_blur")
+SEED_MAX = 2**32 - 1  # numpy's legacy seeding and scikit-learn's random_state stop here
+RESERVED_RECIPES = ("full",)  # train@full-<seed> is the full-data reference row
 
 
 class ConfigError(ValueError):
-    """A value in params.yaml is not allowed."""
+    """A value in params.yaml is not allowed (one line: key, value, what is allowed)."""
+
+
+def _fail(key: str, value: object, allowed: str) -> ConfigError:
+    return ConfigError(f"params.yaml: {key} = {value!r} is not allowed: {allowed}")
+
+
+# --- checkers: each is called with (key, value) and returns the typed value or raises ----------
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number_hint(v: Any) -> str:
+    """PyYAML reads 1e-3 (no dot) as text: say so, it is the most common surprise."""
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return ""
+    return " (YAML reads this as text; write it with a dot, e.g. 1.0e-3)" if isinstance(v, str) \
+        else ""
+
+
+@dataclass(frozen=True)
+class Int:
+    low: int = 0
+    high: int | None = None
+
+    def __call__(self, key: str, v: Any) -> int:
+        if not _is_int(v) or v < self.low or (self.high is not None and v > self.high):
+            rng = f"in {self.low}..{self.high}" if self.high is not None else f">= {self.low}"
+            raise _fail(key, v, f"an integer {rng}{_number_hint(v)}")
+        return v
+
+
+@dataclass(frozen=True)
+class Num:
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    def __call__(self, key: str, v: Any) -> float:
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        if not ok or not (self.low < v if self.low_open else self.low <= v) \
+                or not (v < self.high if self.high_open else v <= self.high):
+            lo, hi = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            raise _fail(key, v, f"a number in {lo}{self.low:g}, {self.high:g}{hi}"
+                                f"{_number_hint(v)}")
+        return float(v)
+
+
+@dataclass(frozen=True)
+class Choice:
+    allowed: tuple[str, ...]
+
+    def __call__(self, key: str, v: Any) -> str:
+        if not isinstance(v, str) or v not in self.allowed:
+            raise _fail(key, v, f"one of {', '.join(self.allowed)}")
+        return v
+
+
+def _bool(key: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise _fail(key, v, "true or false")
+    return v
+
+
+def _text(key: str, v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise _fail(key, v, "a non-empty path")
+    return v
+
+
+@dataclass(frozen=True)
+class Items:
+    """A list whose items pass the checker ``item``, without duplicates."""
+
+    item: Any  # a checker called with (key, item)
+    what: str
+    nonempty: bool = True
+    increasing: bool = False
+
+    def __call__(self, key: str, v: Any) -> tuple:
+        if not isinstance(v, list) or (self.nonempty and not v):
+            raise _fail(key, v, f"a {'non-empty ' if self.nonempty else ''}list of {self.what}")
+        for x in v:
+            try:
+                self.item(key, x)
+            except ConfigError:
+                raise _fail(key, v, f"a list of {self.what}") from None
+        if len(set(v)) != len(v):
+            raise _fail(key, v, f"a list of {self.what} without duplicates")
+        if self.increasing and list(v) != sorted(v):
+            raise _fail(key, v, f"a list of {self.what} in increasing order")
+        return tuple(v)
+
+
+def _section(cls: type) -> Any:
+    return lambda key, v: build(cls, v, key)
+
+
+def _check(check: Any) -> dict[str, Any]:
+    """A field's metadata: the checker that validates its value in params.yaml."""
+    return {"check": check}
+
+
+SEED = Int(0, SEED_MAX)
+SEEDS = Items(SEED, f"seeds (integers in 0..{SEED_MAX})")
+RATE = Num(0.0, 1.0)
+CORRUPTION_TYPES = Items(Choice(CORRUPTIONS), f"corruptions ({', '.join(CORRUPTIONS)})")
+MILESTONES = Items(Int(1), "epoch numbers >= 1", nonempty=False, increasing=True)
+RECIPE_NAMES = Items(_text, "recipe names")
+
+
+# --- the sections of params.yaml, one dataclass each ---------------------------------------------
+
+@dataclass(frozen=True)
+class Data:
+    dataset: str = field(metadata=_check(Choice(DATASETS)))
+    root: str = field(metadata=_check(_text))
+    # digits' stratified split needs every class on both sides of it
+    test_fraction: float = field(metadata=_check(Num(0.01, 0.99)))
+    split_seed: int = field(metadata=_check(SEED))
+    image_size: int = field(metadata=_check(Int(8)))
+    loader: str = field(metadata=_check(Choice(LOADERS)))
+    host_memory_gb: float = field(metadata=_check(Num(0.0, 1e6, low_open=True)))
+
+
+@dataclass(frozen=True)
+class LabelNoise:
+    rate: float = field(metadata=_check(RATE))
+    mode: str = field(metadata=_check(Choice(NOISE_MODES)))
+
+
+@dataclass(frozen=True)
+class Images:
+    rate: float = field(metadata=_check(RATE))
+    types: tuple[str, ...] = field(metadata=_check(CORRUPTION_TYPES))
+    severity: int = field(metadata=_check(Int(1, 5)))
+
+
+@dataclass(frozen=True)
+class Adversarial:
+    rate: float = field(metadata=_check(RATE))
+    method: str = field(metadata=_check(Choice(ATTACKS)))
+    eps: float = field(metadata=_check(Num(0.0, 1.0, low_open=True)))
+    alpha: float = field(metadata=_check(Num(0.0, 1.0, low_open=True)))
+    steps: int = field(metadata=_check(Int(1)))
+
+
+@dataclass(frozen=True)
+class Corrupt:
+    seed: int = field(metadata=_check(SEED))
+    label_noise: LabelNoise = field(metadata=_check(_section(LabelNoise)))
+    images: Images = field(metadata=_check(_section(Images)))
+    adversarial: Adversarial = field(metadata=_check(_section(Adversarial)))
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    model: str
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    nesterov: bool
-    schedule: str
-    milestones: tuple[int, ...]
-    gamma: float
-    step_size: int
-    augment: str
-    report: str
+    """A training run's recipe: the `attacker` and `train` sections (`pretrain` adds `seeds`)."""
+
+    model: str = field(metadata=_check(Choice((AUTO_MODEL, *MODELS))))
+    epochs: int = field(metadata=_check(Int(1)))
+    batch_size: int = field(metadata=_check(Int(1)))
+    lr: float = field(metadata=_check(Num(0.0, 10.0, low_open=True)))
+    momentum: float = field(metadata=_check(Num(0.0, 1.0, high_open=True)))
+    weight_decay: float = field(metadata=_check(Num(0.0, 1.0)))
+    nesterov: bool = field(metadata=_check(_bool))
+    schedule: str = field(metadata=_check(Choice(SCHEDULES)))
+    milestones: tuple[int, ...] = field(metadata=_check(MILESTONES))
+    gamma: float = field(metadata=_check(Num(0.0, 1.0, low_open=True)))
+    step_size: int = field(metadata=_check(Int(1)))
+    augment: str = field(metadata=_check(Choice(AUGMENTS)))
+    report: str = field(metadata=_check(Choice(REPORTS)))
+    compile: bool = field(default=False, metadata=_check(_bool))  # torch.compile the model (CUDA)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PretrainParams(TrainParams):
+    seeds: tuple[int, ...] = field(metadata=_check(SEEDS))
+
+
+@dataclass(frozen=True)
+class Embed:
+    batch_size: int = field(metadata=_check(Int(1)))
 
 
 @dataclass(frozen=True)
 class Recipe:
+    """One selector configuration: a registered method, its parameters (the method's defaults
+    filled in), and the window and balance that `select` applies to its score."""
+
     name: str
     method: str
     window: str
@@ -50,204 +243,175 @@ class Recipe:
     params: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class CorruptParams:
-    seed: int
-    label_rate: float
-    label_mode: str
-    image_rate: float
-    image_types: tuple[str, ...]
-    severity: int
-    adv_rate: float
-    adv_method: str
-    eps: float
-    alpha: float
-    steps: int
+def _recipes(key: str, section: Any) -> dict[str, Recipe]:
+    if not isinstance(section, dict) or not section:
+        raise _fail(key, section, "a mapping of recipe name -> {method, window, balance, params}")
+    return {name: _recipe(f"{key}.{name}", name, node) for name, node in section.items()}
+
+
+def _recipe(key: str, name: Any, node: Any) -> Recipe:
+    from coreset.scores.registry import ParamError, load_all, validate_params
+
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name) \
+            or name in RESERVED_RECIPES:
+        raise _fail(key, name, "a recipe name of letters, digits, _ and - (not 'full')")
+    allowed = ("method", "window", "balance", "params")
+    if not isinstance(node, dict):
+        raise _fail(key, node, "a mapping with keys " + ", ".join(allowed))
+    _known_keys(key, node, allowed)
+    for part in allowed:
+        if part not in node:
+            raise ConfigError(f"params.yaml: {key}.{part} is missing")
+    method = Choice(tuple(sorted(load_all())))(f"{key}.method", node["method"])
+    params = node["params"]
+    if not isinstance(params, dict):
+        raise _fail(f"{key}.params", params, "a mapping of the method's parameters ({} for none)")
+    try:
+        full = validate_params(method, params)
+    except ParamError as err:
+        raise _fail(f"{key}.params.{err.param}", err.value, err.allowed) from None
+    return Recipe(name=name, method=method, window=Choice(WINDOWS)(f"{key}.window", node["window"]),
+                  balance=_bool(f"{key}.balance", node["balance"]), params=full)
+
+
+def _device(key: str, v: Any) -> str:
+    if not isinstance(v, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
+        raise _fail(key, v, "auto, cpu, cuda, cuda:N (N = 0, 1, ...) or mps")
+    return v
 
 
 @dataclass(frozen=True)
 class Params:
-    seed: int
-    ratio: float
-    selectors: tuple[str, ...]
-    seeds: tuple[int, ...]
-    device: str
-    cpu_threads: int
-    dataset: str
-    root: str
-    test_fraction: float
-    split_seed: int
-    image_size: int
-    corrupt: CorruptParams
-    pretrain: TrainParams
-    pretrain_seeds: tuple[int, ...]
-    attacker: TrainParams
-    embed_batch_size: int
-    train: TrainParams
-    recipes: dict[str, Recipe] = field(default_factory=dict)
+    seed: int = field(metadata=_check(SEED))
+    ratio: float = field(metadata=_check(Num(0.0, 1.0, low_open=True)))
+    selectors: tuple[str, ...] = field(metadata=_check(RECIPE_NAMES))  # defined? see parse
+    seeds: tuple[int, ...] = field(metadata=_check(SEEDS))
+    device: str = field(metadata=_check(_device))
+    cpu_threads: int = field(metadata=_check(Int(0)))
+    data: Data = field(metadata=_check(_section(Data)))
+    corrupt: Corrupt = field(metadata=_check(_section(Corrupt)))
+    pretrain: PretrainParams = field(metadata=_check(_section(PretrainParams)))
+    attacker: TrainParams = field(metadata=_check(_section(TrainParams)))
+    embed: Embed = field(metadata=_check(_section(Embed)))
+    train: TrainParams = field(metadata=_check(_section(TrainParams)))
+    recipes: dict[str, Recipe] = field(metadata=_check(_recipes))
 
 
-# --- small checkers: each returns the value or raises ConfigError naming the key -------------
-
-def _fail(key: str, value: object, allowed: str) -> ConfigError:
-    return ConfigError(f"params.yaml: {key} = {value!r} is not allowed: {allowed}")
 
 
-def _get(tree: dict, key: str) -> Any:
-    node: Any = tree
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise ConfigError(f"params.yaml: {key} is missing")
-        node = node[part]
-    return node
+# --- the generic walk: sections, unknown keys, non-finite numbers --------------------------------
+
+def _known_keys(key: str, node: dict, allowed: tuple[str, ...] | list[str]) -> None:
+    for name in node:
+        if name not in allowed:
+            near = difflib.get_close_matches(str(name), allowed, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            where = f"{key}." if key else ""
+            raise _fail(f"{where}{name}", node[name],
+                        f"not a key of params.yaml{hint}; allowed here: {', '.join(allowed)}")
 
 
-def _int(tree: dict, key: str, low: int | None = None) -> int:
-    v = _get(tree, key)
-    if isinstance(v, bool) or not isinstance(v, int) or (low is not None and v < low):
-        raise _fail(key, v, f"an integer >= {low}" if low is not None else "an integer")
-    return v
+def _finite(key: str, node: Any) -> None:
+    """NaN or infinity anywhere (selector parameters included) is refused: a NaN rate compares
+    false with everything and would silently mean 'no noise'."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise _fail(key, node, "a finite number")
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _finite(f"{key}.{k}" if key else str(k), v)
+    elif isinstance(node, list):
+        for v in node:
+            _finite(key, v)
 
 
-def _float(tree: dict, key: str, low: float, high: float, low_open: bool = False) -> float:
-    v = _get(tree, key)
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-    if not ok or v > high or v < low or (low_open and v == low):
-        raise _fail(key, v, f"a number in {'(' if low_open else '['}{low}, {high}]")
-    return float(v)
+def build(cls: type, node: Any, key: str = "") -> Any:
+    """The dataclass ``cls`` from the mapping ``node`` (the part of params.yaml at ``key``)."""
+    if not isinstance(node, dict):
+        what = key if key else "the file"
+        raise _fail(what, node, f"a mapping with keys {', '.join(f.name for f in fields(cls))}")
+    _known_keys(key, node, [f.name for f in fields(cls)])
+    values = {}
+    for f in fields(cls):
+        sub = f"{key}.{f.name}" if key else f.name
+        if f.name not in node:
+            if f.default is not MISSING:
+                raise ConfigError(f"params.yaml: {sub} is missing (default: {f.default!r})")
+            raise ConfigError(f"params.yaml: {sub} is missing")
+        values[f.name] = f.metadata["check"](sub, node[f.name])
+    return cls(**values)
 
 
-def _choice(tree: dict, key: str, allowed: tuple[str, ...]) -> str:
-    v = _get(tree, key)
-    if v not in allowed:
-        raise _fail(key, v, f"one of {', '.join(allowed)}")
-    return v
-
-
-def _bool(tree: dict, key: str) -> bool:
-    v = _get(tree, key)
-    if not isinstance(v, bool):
-        raise _fail(key, v, "true or false")
-    return v
-
-
-def _list(tree: dict, key: str, item: Callable[[Any], bool], what: str, nonempty: bool = True):
-    v = _get(tree, key)
-    if not isinstance(v, list) or (nonempty and not v) or not all(item(x) for x in v):
-        raise _fail(key, v, f"a {'non-empty ' if nonempty else ''}list of {what}")
-    if len(set(map(str, v))) != len(v):
-        raise _fail(key, v, "a list without duplicates")
-    return tuple(v)
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
-
-
-# --- sections ---------------------------------------------------------------------------------
-
-def _train(tree: dict, sec: str) -> TrainParams:
-    return TrainParams(
-        model=_choice(tree, f"{sec}.model", MODELS),
-        epochs=_int(tree, f"{sec}.epochs", 1),
-        batch_size=_int(tree, f"{sec}.batch_size", 1),
-        lr=_float(tree, f"{sec}.lr", 0.0, 10.0, low_open=True),
-        momentum=_float(tree, f"{sec}.momentum", 0.0, 1.0),
-        weight_decay=_float(tree, f"{sec}.weight_decay", 0.0, 1.0),
-        nesterov=_bool(tree, f"{sec}.nesterov"),
-        schedule=_choice(tree, f"{sec}.schedule", SCHEDULES),
-        milestones=_list(tree, f"{sec}.milestones", _is_int, "epoch numbers", nonempty=False),
-        gamma=_float(tree, f"{sec}.gamma", 0.0, 1.0, low_open=True),
-        step_size=_int(tree, f"{sec}.step_size", 1),
-        augment=_choice(tree, f"{sec}.augment", AUGMENTS),
-        report=_choice(tree, f"{sec}.report", ("final", "best")),
-    )
-
-
-def _corrupt(tree: dict) -> CorruptParams:
-    c = CorruptParams(
-        seed=_int(tree, "corrupt.seed", 0),
-        label_rate=_float(tree, "corrupt.label_noise.rate", 0.0, 1.0),
-        label_mode=_choice(tree, "corrupt.label_noise.mode", ("symmetric", "pair")),
-        image_rate=_float(tree, "corrupt.images.rate", 0.0, 1.0),
-        image_types=_list(tree, "corrupt.images.types", lambda x: x in CORRUPTIONS,
-                          f"corruptions ({', '.join(CORRUPTIONS)})"),
-        severity=_int(tree, "corrupt.images.severity", 1),
-        adv_rate=_float(tree, "corrupt.adversarial.rate", 0.0, 1.0),
-        adv_method=_choice(tree, "corrupt.adversarial.method", ("pgd", "fgsm")),
-        eps=_float(tree, "corrupt.adversarial.eps", 0.0, 1.0, low_open=True),
-        alpha=_float(tree, "corrupt.adversarial.alpha", 0.0, 1.0, low_open=True),
-        steps=_int(tree, "corrupt.adversarial.steps", 1),
-    )
-    if c.severity > 5:
-        raise _fail("corrupt.images.severity", c.severity, "an integer in 1..5")
-    if c.image_rate + c.adv_rate > 1:
-        raise _fail("corrupt.images.rate", c.image_rate,
-                    f"at most 1 - corrupt.adversarial.rate = {1 - c.adv_rate:g} "
-                    "(corrupted and adversarial images are disjoint)")
-    return c
-
-
-def _recipes(tree: dict, selectors: tuple[str, ...]) -> dict[str, Recipe]:
-    from coreset.scores.registry import ParamError, load_all, validate_params
-
-    registry = load_all()
-    section = _get(tree, "recipes")
-    if not isinstance(section, dict):
-        raise _fail("recipes", section, "a mapping of recipe name -> {method, window, ...}")
-    for name in selectors:
-        if name not in section:
-            raise _fail("selectors", name,
-                        f"a recipe defined under `recipes:` ({', '.join(section)})")
-    recipes = {}
-    for name in section:
-        key = f"recipes.{name}"
-        method = _choice(tree, f"{key}.method", tuple(sorted(registry)))
-        params = _get(tree, f"{key}.params")
-        if not isinstance(params, dict):
-            raise _fail(f"{key}.params", params, "a mapping (use {} for none)")
-        try:
-            full = validate_params(method, params)
-        except ParamError as err:
-            raise ConfigError(f"params.yaml: {key}.params.{err}") from None
-        recipes[name] = Recipe(name, method, _choice(tree, f"{key}.window", WINDOWS),
-                               _bool(tree, f"{key}.balance"), full)
-    return recipes
-
-
-def parse(tree: dict) -> Params:
-    """Validate a params tree (the parsed params.yaml)."""
+def parse(tree: Any) -> Params:
+    """Validate a params tree (the parsed params.yaml): everything that does not depend on the
+    machine or the data. Raises ConfigError (one line)."""
     if not isinstance(tree, dict):
         raise ConfigError("params.yaml: the file must be a mapping of keys to values")
-    selectors = _list(tree, "selectors", lambda x: isinstance(x, str), "recipe names")
-    device = _get(tree, "device")
-    if not isinstance(device, str) or device.split(":")[0] not in ("auto", "cpu", "cuda", "mps"):
-        raise _fail("device", device, "auto, cpu, cuda, cuda:N or mps")
-    return Params(
-        seed=_int(tree, "seed", 0),
-        ratio=_float(tree, "ratio", 0.0, 1.0, low_open=True),
-        selectors=selectors,
-        seeds=_list(tree, "seeds", _is_int, "non-negative integers"),
-        device=device,
-        cpu_threads=_int(tree, "cpu_threads", 0),
-        dataset=_choice(tree, "data.dataset", DATASETS),
-        root=str(_get(tree, "data.root")),
-        test_fraction=_float(tree, "data.test_fraction", 0.0, 1.0, low_open=True),
-        split_seed=_int(tree, "data.split_seed", 0),
-        image_size=_int(tree, "data.image_size", 8),
-        corrupt=_corrupt(tree),
-        pretrain=_train(tree, "pretrain"),
-        pretrain_seeds=_list(tree, "pretrain.seeds", _is_int, "non-negative integers"),
-        attacker=_train(tree, "attacker"),
-        embed_batch_size=_int(tree, "embed.batch_size", 1),
-        train=_train(tree, "train"),
-        recipes=_recipes(tree, selectors),
-    )
+    _finite("", tree)
+    p = build(Params, tree)
+    c = p.corrupt
+    if c.images.rate + c.adversarial.rate > 1:
+        raise _fail("corrupt.images.rate", c.images.rate,
+                    f"at most 1 - corrupt.adversarial.rate = {1 - c.adversarial.rate:g} "
+                    "(corrupted and adversarial images are disjoint)")
+    for name in p.selectors:
+        if name not in p.recipes:
+            raise _fail("selectors", name,
+                        f"a recipe defined under `recipes:` ({', '.join(p.recipes)})")
+    return p
 
 
 def load(path: str | Path = "params.yaml") -> Params:
+    """Read and ``parse`` a params file."""
     try:
         tree = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (run from the repository root)") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})".replace("\n", " ")) from None
     return parse(tree)
+
+
+# --- checks that need the machine or the data ----------------------------------------------------
+
+def check_device(device: str) -> None:
+    """The requested device exists. ``auto`` and ``cpu`` need no torch (numpy-only stages stay
+    torch-free); ``cuda``, ``cuda:N`` and ``mps`` ask torch."""
+    if device in ("auto", "cpu"):
+        return
+    import torch
+
+    if device == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise _fail("device", device, "this machine has no MPS device; use auto or cpu")
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        have = (f"this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})" if count
+                else "this machine has no CUDA device")
+        raise _fail("device", device, f"{have}; use auto, cpu" + (", cuda" if count else ""))
+
+
+def check_ratio(ratio: float, counts: np.ndarray, source: str) -> None:
+    """Every class keeps at least one sample: the per-class budgets of ``selection`` (which a
+    balanced recipe takes exactly, and which a global one matches in total) are all >= 1.
+    ``counts`` are the training samples per class, read from ``source``."""
+    from coreset.selection import class_budgets
+
+    counts = np.asarray(counts, dtype=np.int64)
+    if len(counts) < 2 or counts.min() < 1:
+        raise ConfigError(f"{source}: class counts {counts.tolist()} are not allowed: a training "
+                          "split needs at least 2 classes, each with a sample (data.root?)")
+    kept = class_budgets(counts, ratio)
+    if kept.min() < 1:
+        c = int(np.argmin(kept))
+        raise _fail("ratio", ratio, f"a ratio that keeps a sample of every class: class {c} has "
+                    f"{counts[c]} training samples in {source} and keeps none; use a ratio >= "
+                    f"1/{counts.min()} = {1 / counts.min():.4g}")
+
+
+def check_runtime(p: Params, data_counts: tuple[np.ndarray, str] | None = None) -> None:
+    """The machine-dependent and data-dependent checks (see the module docstring)."""
+    check_device(p.device)
+    if data_counts is not None:
+        check_ratio(p.ratio, *data_counts)

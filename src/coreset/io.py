@@ -3,11 +3,12 @@ interrupted stage never leaves a half-written file that DVC would cache."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,6 +45,29 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def temp_siblings(path: str | Path) -> list[Path]:
+    """The temporary files or folders ``atomic_path``/``atomic_dir`` make for ``path``
+    (``.<name>.<random>.tmp`` next to it): left behind only when a process was killed."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+
+
+def remove_stale_temps(paths: Iterable[str | Path]) -> list[Path]:
+    """Delete the leftover temporaries of ``paths`` (a stage's own outputs, at its start: one
+    stage owns each output, so no live writer can own them). Returns what was removed."""
+    removed = []
+    for path in paths:
+        for tmp in temp_siblings(path):
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def save_npz(path: str | Path, **arrays: np.ndarray) -> None:

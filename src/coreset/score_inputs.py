@@ -37,7 +37,7 @@ def _model_access(p: Params) -> ModelAccess:
 
     def load_models() -> list:
         return [artifacts.load_model(artifacts.PRETRAIN / f"seed{s}.pt", device)
-                for s in p.pretrain_seeds]
+                for s in p.pretrain.seeds]
 
     def batches(batch_size: int = 256, indices: np.ndarray | None = None):
         idx_all = np.arange(len(labels)) if indices is None else np.asarray(indices)

@@ -25,7 +25,7 @@ import torch.nn.functional as nnf
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-METHODS = ("pgd", "fgsm")
+from coreset.data.names import ATTACKS as METHODS  # torch-free: params validation uses it
 
 
 def attack(

@@ -257,9 +257,9 @@ def cal(
     samples whose prediction contradicts their neighbourhood, i.e. near the boundary).
 
     ``divergence``: DeepCore's code uses the symmetric 0.5 KL(p_i||p_j) + 0.5 KL(p_j||p_i)
-    (default, per PROTOCOL: the code's choice); ``"kl"`` is the paper's KL(p_neighbour ||
+    (default, per docs/PROTOCOL.md: the code's choice); ``"kl"`` is the paper's KL(p_neighbour ||
     p_sample). Differences from DeepCore: DeepCore keeps the LOWEST divergence (a bug, see
-    PROTOCOL.md) and takes the neighbours in the embedding of an ImageNet-pretrained ResNet-18
+    docs/PROTOCOL.md) and takes the neighbours in the embedding of an ImageNet-pretrained ResNet-18
     at 224 px; we use the features of our pretrained model, so the selector needs no extra
     network or download. Probabilities are floored at 1e-8 (DeepCore: nan on zeros).
     Time O(sum_c n_c^2 D) for the kNN (O(N^2 D) unbalanced), memory O(N k) plus scikit-learn's

@@ -8,7 +8,7 @@ Differences from DeepCore's ``Uncertainty`` class, and why:
 
 - DeepCore scores *certainty* (max logit, sum p log p, p1 - p2) and then sorts ascending in the
   balanced path but descending in the unbalanced path, so unbalanced selection keeps the MOST
-  certain samples (a bug, see PROTOCOL.md). We return uncertainty and never flip the direction:
+  certain samples (a bug, see docs/PROTOCOL.md). We return uncertainty and never flip the direction:
   balanced or not, ``top`` keeps the most uncertain.
 - DeepCore's least confidence uses the max *logit*; the paper's formula (and ours) is
   1 - max softmax probability. Logits are not comparable across samples (shift invariance).

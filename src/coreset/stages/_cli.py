@@ -1,23 +1,88 @@
-"""Shared entry-point plumbing: load params, turn user errors into one line and a non-zero exit."""
+"""Shared entry-point plumbing of every stage, in this order:
+
+1. ``-h``/``--help``: print the stage module's docstring (its usage) and exit 0, doing nothing else;
+2. validate the WHOLE params.yaml (config.parse) and the stage's arguments, then the machine and
+   the data (config.check_runtime): a bad file fails here, at whichever stage DVC runs first;
+3. remove the stage's own stale temporaries (``.<name>.*.tmp`` left by a killed run);
+4. ``main(params, argv)``.
+
+User errors (a bad value, a missing dataset or upstream artifact, a bad argument) print ONE line
+``error: ...`` naming the key, the value and what is allowed, and exit with code 2 before anything
+is written.
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
-from coreset.config import ConfigError, Params, load
-from coreset.data.datasets import DatasetUnavailable
+from coreset import artifacts
+from coreset.config import ConfigError, Params, Recipe, check_runtime, load
+from coreset.io import remove_stale_temps
+
+PARAMS = "params.yaml"
+USER_ERROR = 2
+
+Main = Callable[[Params, list[str]], None]
+Outputs = Callable[[Params, list[str]], Iterable[Path]]
 
 
 class StageError(RuntimeError):
     """An error the user can fix (bad combination of params, missing files); printed as one line."""
 
 
-def run(main: Callable[[Params, list[str]], None]) -> None:
-    """Validate params.yaml, then call ``main(params, argv)``; user errors exit 2 with one line."""
+def run(main: Main, outputs: Outputs) -> None:
+    """Run a stage: ``outputs(params, argv)`` parses the arguments (StageError with the usage on a
+    bad one) and lists the files and folders the stage writes."""
+    argv = sys.argv[1:]
+    if "-h" in argv or "--help" in argv:
+        print(usage(main))
+        sys.exit(0)
     try:
-        params = load("params.yaml")
-        main(params, sys.argv[1:])
-    except (ConfigError, DatasetUnavailable, StageError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        params, paths = validate(argv, outputs)
+        remove_stale_temps(paths)
+        main(params, argv)
+    except (ConfigError, StageError) as err:
+        fail(str(err))
+    except FileNotFoundError as err:  # an upstream artifact is missing: the stage ran out of order
+        fail(f"{err.filename or err}: no such file; run the stages before this one (dvc repro)")
+
+
+def validate(argv: list[str], outputs: Outputs) -> tuple[Params, list[Path]]:
+    """params.yaml, the arguments, the device and the class counts; nothing is written."""
+    params = load(PARAMS)
+    paths = [Path(p) for p in outputs(params, argv)]
+    counts = None if artifacts.RAW in paths else artifacts.raw_class_counts(params.data.dataset)
+    check_runtime(params, counts)
+    return params, paths
+
+
+def fail(message: str) -> None:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(USER_ERROR)
+
+
+def usage(main: Main) -> str:
+    doc = sys.modules[main.__module__].__doc__ or ""
+    return doc.strip()
+
+
+def no_args(*paths: Path | str) -> Outputs:
+    """``outputs`` of a stage that takes no arguments and writes ``paths``."""
+
+    def outputs(p: Params, argv: list[str]) -> list[Path]:
+        if argv:
+            raise StageError(f"unexpected arguments {' '.join(argv)!r}: this stage takes none "
+                             "(--help prints its usage)")
+        return [Path(x) for x in paths]
+
+    return outputs
+
+
+def recipe_arg(p: Params, argv: list[str], stage: str, n_args: int = 1) -> Recipe:
+    """The recipe named by the first argument of ``<stage> <recipe> ...``."""
+    if len(argv) != n_args or argv[0] not in p.recipes:
+        raise StageError(f"usage: python -m coreset.stages.{stage} <recipe>"
+                         f"{' <seed>' if n_args == 2 else ''}; recipes: {', '.join(p.recipes)}")
+    return p.recipes[argv[0]]

@@ -2,6 +2,9 @@
 
 Only trained when corrupt.adversarial.rate > 0; otherwise a marker is written, so that the
 clean default pipeline pays nothing for it.
+
+Usage: python -m coreset.stages.attacker
+(reads attacker.*, corrupt.seed and corrupt.adversarial.rate in params.yaml)
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ from __future__ import annotations
 from coreset import artifacts
 from coreset.config import Params
 from coreset.fitting import train_model
-from coreset.stages._cli import run
+from coreset.stages._cli import no_args, run
+
+outputs = no_args(artifacts.ATTACKER)
 
 
 def main(p: Params, argv: list[str]) -> None:
-    if p.corrupt.adv_rate == 0:
+    if p.corrupt.adversarial.rate == 0:
         artifacts.save_checkpoint(artifacts.ATTACKER, {"skipped": True})
         print("attacker: corrupt.adversarial.rate = 0, nothing to train")
         return
@@ -24,4 +29,4 @@ def main(p: Params, argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, outputs)

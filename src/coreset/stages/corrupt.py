@@ -3,6 +3,8 @@ perturbed sample: which, how, and its original label.
 
 Corrupted images and adversarial images are disjoint random subsets; label noise is drawn
 independently, so a sample can be both mislabeled and corrupted (the paper's mixed scenario).
+
+Usage: python -m coreset.stages.corrupt   (reads corrupt.* in params.yaml)
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from coreset import artifacts
 from coreset.config import Params
 from coreset.io import atomic_dir, atomic_path, save_json
 from coreset.selection import budget
-from coreset.stages._cli import run
+from coreset.stages._cli import no_args, run
 
 EXAMPLES = "plots/corruptions.png"
 
@@ -25,21 +27,22 @@ def perturb(p: Params, images: np.ndarray, labels: np.ndarray, num_classes: int)
     images = images.copy()
     kind = np.full(len(labels), "", dtype="<U16")
     order = rng.permutation(len(labels))
-    n_img, n_adv = budget(len(labels), c.image_rate), budget(len(labels), c.adv_rate)
+    n_img = budget(len(labels), c.images.rate)
+    n_adv = budget(len(labels), c.adversarial.rate)
     img_idx, adv_idx = np.sort(order[:n_img]), np.sort(order[n_img : n_img + n_adv])
     if n_img:
         from coreset.data.corruptions import corrupt_images
 
         images[img_idx], kind[img_idx] = corrupt_images(
-            images[img_idx], 1.0, list(c.image_types), c.severity, rng)
+            images[img_idx], 1.0, list(c.images.types), c.images.severity, rng)
     if n_adv:
         images[adv_idx] = _attack(p, images[adv_idx], labels[adv_idx])
-        kind[adv_idx] = c.adv_method
+        kind[adv_idx] = c.adversarial.method
     noisy = labels
-    if c.label_rate > 0:
+    if c.label_noise.rate > 0:
         from coreset.data.label_noise import flip_labels
 
-        noisy = flip_labels(labels, c.label_rate, num_classes, c.label_mode, rng)
+        noisy = flip_labels(labels, c.label_noise.rate, num_classes, c.label_noise.mode, rng)
     return images, noisy, kind, noisy != labels
 
 
@@ -50,10 +53,10 @@ def _attack(p: Params, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     m = artifacts.meta()
     device = pick_device(p.device, p.cpu_threads)
     model = artifacts.load_model(artifacts.ATTACKER, device)
-    c = p.corrupt
-    return attack(model, images, labels, method=c.adv_method, eps=c.eps, alpha=c.alpha,
-                  steps=c.steps, normalize=Normalizer(m.mean, m.std, device), device=device,
-                  seed=c.seed)
+    a = p.corrupt.adversarial
+    return attack(model, images, labels, method=a.method, eps=a.eps, alpha=a.alpha,
+                  steps=a.steps, normalize=Normalizer(m.mean, m.std, device), device=device,
+                  seed=p.corrupt.seed)
 
 
 def example_figure(image: np.ndarray, types: tuple[str, ...], severity: int, seed: int) -> None:
@@ -80,6 +83,9 @@ def example_figure(image: np.ndarray, types: tuple[str, ...], severity: int, see
     plt.close(fig)
 
 
+outputs = no_args(artifacts.TRAIN, EXAMPLES)
+
+
 def main(p: Params, argv: list[str]) -> None:
     images, labels = artifacts.raw_split("train")
     meta = artifacts.meta()
@@ -93,9 +99,9 @@ def main(p: Params, argv: list[str]) -> None:
                    "image_kind": {str(k): int(v) for k, v in zip(kinds, counts, strict=True)},
                    "perturbed": int(((kind != "") | flipped).sum())}
         save_json(tmp / "summary.json", summary)
-    example_figure(images[0], p.corrupt.image_types, p.corrupt.severity, p.corrupt.seed)
+    example_figure(images[0], p.corrupt.images.types, p.corrupt.images.severity, p.corrupt.seed)
     print(f"corrupt: {summary}")
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, outputs)

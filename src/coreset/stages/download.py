@@ -1,20 +1,40 @@
-"""download: materialise the dataset (train + clean test) as uint8 arrays in data/raw/."""
+"""download: materialise the dataset (train + clean test) as uint8 arrays in data/raw/.
+
+Usage: python -m coreset.stages.download   (reads data.* in params.yaml)
+
+A folder that torchvision cannot read (missing, empty, no class folders, a broken image) is named
+in one line; the ratio is checked against the fresh split's class counts before anything is
+written.
+"""
 
 from __future__ import annotations
 
+import numpy as np
+
 from coreset import artifacts
-from coreset.config import Params
+from coreset.config import Params, check_ratio
 from coreset.data import datasets
-from coreset.stages._cli import run
+from coreset.stages._cli import StageError, no_args, run
+
+outputs = no_args(artifacts.RAW)
 
 
 def main(p: Params, argv: list[str]) -> None:
-    split = datasets.load(p.dataset, p.root, test_fraction=p.test_fraction,
-                          split_seed=p.split_seed, image_size=p.image_size)
-    datasets.save(split, artifacts.RAW, p.dataset)
-    print(f"{p.dataset}: {len(split.train_labels)} train, {len(split.test_labels)} test images "
+    d = p.data
+    try:
+        split = datasets.load(d.dataset, d.root, test_fraction=d.test_fraction,
+                              split_seed=d.split_seed, image_size=d.image_size)
+    except datasets.DatasetUnavailable as err:
+        raise StageError(str(err)) from None
+    except OSError as err:  # torchvision/PIL on a missing or empty folder, or a broken image
+        raise StageError(f"params.yaml: data.root = {d.root!r} is not allowed: it must hold the "
+                         f"{d.dataset} files ({err})") from None
+    counts = np.bincount(split.train_labels, minlength=len(split.classes))
+    check_ratio(p.ratio, counts, f"the {d.dataset} training split")
+    datasets.save(split, artifacts.RAW, d.dataset)
+    print(f"{d.dataset}: {len(split.train_labels)} train, {len(split.test_labels)} test images "
           f"of shape {split.train_images.shape[1:]}, {len(split.classes)} classes")
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, outputs)

@@ -1,6 +1,9 @@
 """embed: one eval-mode pass of each pretrained model over the training split: penultimate
 features (first model), softmax outputs, per-sample loss and the closed-form last-layer gradient
-norm (||p - y|| * sqrt(1 + ||h||^2), no backprop)."""
+norm (||p - y|| * sqrt(1 + ||h||^2), no backprop).
+
+Usage: python -m coreset.stages.embed   (reads embed.*, pretrain.seeds in params.yaml)
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,10 @@ import torch.nn.functional as F
 from coreset import artifacts
 from coreset.config import Params
 from coreset.io import save_npz
-from coreset.stages._cli import run
+from coreset.stages._cli import no_args, run
 from coreset.training import Normalizer, pick_device, predict
+
+outputs = no_args(artifacts.EMBED)
 
 
 def main(p: Params, argv: list[str]) -> None:
@@ -23,9 +28,9 @@ def main(p: Params, argv: list[str]) -> None:
     labels = torch.from_numpy(train["labels"]).to(device)
     norm = Normalizer(m.mean, m.std, device)
     probs, losses, grad_norms, features = [], [], [], None
-    for seed in p.pretrain_seeds:
+    for seed in p.pretrain.seeds:
         model = artifacts.load_model(artifacts.PRETRAIN / f"seed{seed}.pt", device)
-        logits, h = predict(model, images, norm, p.embed_batch_size, features=True)
+        logits, h = predict(model, images, norm, p.embed.batch_size, features=True)
         prob = logits.softmax(1)
         err = prob - F.one_hot(labels, m.num_classes).float()
         probs.append(prob.cpu().numpy())
@@ -39,4 +44,4 @@ def main(p: Params, argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, outputs)

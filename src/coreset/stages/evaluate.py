@@ -1,6 +1,9 @@
 """evaluate: one table per experiment: selector x seed -> test accuracy (mean +- std over the
 training seeds) and the fraction of the kept subset that is perturbed. Reads the CURRENT grid from
-params.yaml (never globs folders, which may hold outputs of removed grid values)."""
+params.yaml (never globs folders, which may hold outputs of removed grid values).
+
+Usage: python -m coreset.stages.evaluate   (reads ratio, seeds, selectors in params.yaml)
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import pandas as pd
 from coreset import artifacts
 from coreset.config import Params
 from coreset.io import load_json, load_npz, save_json, save_text
-from coreset.stages._cli import run
+from coreset.stages._cli import no_args, run
 
 SUMMARY = "metrics/summary.json"
 TABLE = "metrics/summary.md"
@@ -57,7 +60,7 @@ def mean_curves(p: Params) -> pd.DataFrame:
 
 def markdown(df: pd.DataFrame, p: Params, perturbed_total: float) -> str:
     lines = [
-        f"Dataset {p.dataset}, ratio {p.ratio:g}, {len(p.seeds)} seeds, "
+        f"Dataset {p.data.dataset}, ratio {p.ratio:g}, {len(p.seeds)} seeds, "
         f"{p.train.report}-epoch test accuracy (%), perturbed in the full set: "
         f"{100 * perturbed_total:.1f} %",
         "",
@@ -71,11 +74,14 @@ def markdown(df: pd.DataFrame, p: Params, perturbed_total: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+outputs = no_args(SUMMARY, TABLE, ACCURACY_PLOT, CURVES_PLOT)
+
+
 def main(p: Params, argv: list[str]) -> None:
     df = summarise(p)
     perturbed_total = float(artifacts.perturbed_mask(artifacts.training_set()).mean())
     save_json(SUMMARY, {
-        "dataset": p.dataset, "ratio": p.ratio, "report": p.train.report,
+        "dataset": p.data.dataset, "ratio": p.ratio, "report": p.train.report,
         "perturbed": perturbed_total,
         "selectors": {r.selector: {"accuracy": r.accuracy, "std": r.std, "kept": r.kept,
                                    "kept_perturbed": r.kept_perturbed}
@@ -93,4 +99,4 @@ def main(p: Params, argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, outputs)

@@ -1,7 +1,12 @@
 """pretrain: train the feature extractor(s) on the full (perturbed) training split, one per
-pretrain seed, recording per-epoch per-sample correctness and loss (training dynamics)."""
+pretrain seed, recording per-epoch per-sample correctness and loss (training dynamics).
+
+Usage: python -m coreset.stages.pretrain   (reads pretrain.* in params.yaml)
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -9,17 +14,26 @@ from coreset import artifacts
 from coreset.config import Params
 from coreset.fitting import train_model
 from coreset.io import atomic_dir, save_npz
-from coreset.stages._cli import run
+from coreset.stages._cli import no_args, run
+
+
+def curves(seed: int) -> Path:
+    return artifacts.CURVES / f"pretrain/seed{seed}.csv"
+
+
+def outputs(p: Params, argv: list[str]) -> list[Path]:
+    fixed = no_args(artifacts.PRETRAIN, artifacts.DYNAMICS)(p, argv)
+    return [*fixed, *(curves(seed) for seed in p.pretrain.seeds)]
 
 
 def main(p: Params, argv: list[str]) -> None:
     train = artifacts.training_set()
     correct, losses = [], []
     with atomic_dir(artifacts.PRETRAIN) as folder:
-        for seed in p.pretrain_seeds:
+        for seed in p.pretrain.seeds:
             model, name, result = train_model(
                 p, p.pretrain, train["images"], train["labels"], seed=seed,
-                desc=f"pretrain seed {seed}", curves=artifacts.CURVES / f"pretrain/seed{seed}.csv",
+                desc=f"pretrain seed {seed}", curves=curves(seed),
                 record_dynamics=True,
             )
             artifacts.save_model(folder / f"seed{seed}.pt", model, name, artifacts.meta())
@@ -30,4 +44,4 @@ def main(p: Params, argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, outputs)

@@ -1,9 +1,11 @@
-"""score@<recipe>: one score per training sample (or a greedy order) for one selector recipe.
+"""score@<recipe>: one score per training sample (or a greedy order) for one recipe.
 
-    python -m coreset.stages.score <recipe>
+Usage: python -m coreset.stages.score <recipe>   (a name under `recipes:` in params.yaml)
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -12,13 +14,15 @@ from coreset.config import Params
 from coreset.io import save_npz
 from coreset.score_inputs import build_context, selection_rng
 from coreset.scores.registry import get
-from coreset.stages._cli import StageError, run
+from coreset.stages._cli import StageError, recipe_arg, run
+
+
+def outputs(p: Params, argv: list[str]) -> list[Path]:
+    return [artifacts.SCORES / f"{recipe_arg(p, argv, 'score').name}.npz"]
 
 
 def main(p: Params, argv: list[str]) -> None:
-    if len(argv) != 1 or argv[0] not in p.recipes:
-        raise StageError(f"usage: score <recipe>; recipes: {', '.join(p.recipes)}")
-    recipe = p.recipes[argv[0]]
+    recipe = recipe_arg(p, argv, "score")
     spec = get(recipe.method)
     ctx = build_context(p, with_model=spec.uses_model(recipe.params))
     try:
@@ -28,11 +32,11 @@ def main(p: Params, argv: list[str]) -> None:
         raise StageError(f"recipes.{recipe.name}: {err}") from None
     score = np.asarray(score, dtype=np.float64)
     if score.shape != (ctx.n,) or np.isnan(score).any():
-        raise StageError(f"selector {recipe.method!r} returned an invalid score {score.shape}")
+        raise StageError(f"method {recipe.method!r} returned an invalid score {score.shape}")
     save_npz(artifacts.SCORES / f"{recipe.name}.npz", score=score)
     ranked = np.isfinite(score).sum()
     print(f"score@{recipe.name}: {recipe.method} on {ctx.n} samples ({ranked} ranked)")
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, outputs)

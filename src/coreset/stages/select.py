@@ -1,28 +1,37 @@
 """select@<recipe>: score + ratio + window + balance -> kept indices (and weights).
 
-    python -m coreset.stages.select <recipe>
+Usage: python -m coreset.stages.select <recipe>   (a name under `recipes:` in params.yaml)
+
+The ratio is checked against the observed (possibly noisy) class counts it is applied to.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from coreset import artifacts
-from coreset.config import Params
+from coreset.config import Params, check_ratio
 from coreset.io import load_npz, save_npz
 from coreset.score_inputs import build_context, selection_rng
 from coreset.scores.registry import get
 from coreset.selection import select
-from coreset.stages._cli import StageError, run
+from coreset.stages._cli import StageError, recipe_arg, run
+
+
+def outputs(p: Params, argv: list[str]) -> list[Path]:
+    return [artifacts.SELECTED / f"{recipe_arg(p, argv, 'select').name}.npz"]
 
 
 def main(p: Params, argv: list[str]) -> None:
-    if len(argv) != 1 or argv[0] not in p.recipes:
-        raise StageError(f"usage: select <recipe>; recipes: {', '.join(p.recipes)}")
-    recipe = p.recipes[argv[0]]
+    recipe = recipe_arg(p, argv, "select")
     spec = get(recipe.method)
     score = load_npz(artifacts.SCORES / f"{recipe.name}.npz")["score"]
-    labels = np.load(artifacts.TRAIN / "labels.npy")
+    labels_file = artifacts.TRAIN / "labels.npy"
+    labels = np.load(labels_file)
+    check_ratio(p.ratio, artifacts.class_counts(labels_file, artifacts.meta().num_classes),
+                str(labels_file))
     try:
         idx = select(score, labels, p.ratio, recipe.window, recipe.balance,
                      selection_rng(p, recipe.method, 1))
@@ -37,4 +46,4 @@ def main(p: Params, argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, outputs)

@@ -1,10 +1,12 @@
 """train@<recipe>-<seed>: a fresh model trained on the selected subset, tested on the clean test
 split. ``full`` as the recipe trains on the whole training split (the reference row).
 
-    python -m coreset.stages.train <recipe|full> <seed>
+Usage: python -m coreset.stages.train <recipe|full> <seed>   (reads train.* in params.yaml)
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -15,10 +17,22 @@ from coreset.io import load_npz, save_json
 from coreset.stages._cli import StageError, run
 
 
+def parse_args(p: Params, argv: list[str]) -> tuple[str, int]:
+    if len(argv) != 2 or (argv[0] not in p.recipes and argv[0] != "full") \
+            or not argv[1].isdigit():
+        raise StageError(f"usage: python -m coreset.stages.train <recipe|full> <seed>; "
+                         f"recipes: {', '.join(p.recipes)}")
+    return argv[0], int(argv[1])
+
+
+def outputs(p: Params, argv: list[str]) -> list[Path]:
+    name, seed = parse_args(p, argv)
+    return [artifacts.TRAIN_METRICS / f"{name}-{seed}.json",
+            artifacts.CURVES / f"train/{name}-{seed}.csv"]
+
+
 def main(p: Params, argv: list[str]) -> None:
-    if len(argv) != 2 or (argv[0] not in p.recipes and argv[0] != "full"):
-        raise StageError(f"usage: train <recipe|full> <seed>; recipes: {', '.join(p.recipes)}")
-    name, seed = argv[0], int(argv[1])
+    name, seed = parse_args(p, argv)
     train = artifacts.training_set()
     if name == "full":
         idx = np.arange(len(train["labels"]))
@@ -44,4 +58,4 @@ def main(p: Params, argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, outputs)
