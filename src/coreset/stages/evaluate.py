@@ -74,7 +74,7 @@ def markdown(df: pd.DataFrame, p: Params, perturbed_total: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-outputs = no_args(SUMMARY, TABLE, ACCURACY_PLOT, CURVES_PLOT)
+outputs = no_args(SUMMARY, TABLE, ACCURACY_PLOT, CURVES_PLOT, RUNS_PLOT)
 
 
 def main(p: Params, argv: list[str]) -> None:
