@@ -105,8 +105,7 @@ CASES = [
     ({"recipes.moderate.params.center": "foo"}, None),
     ({"recipes.herding.params.max_ratio": 7}, None),
     ({"recipes.cal.params.neighbors": -1}, None),
-    ({"recipes.cal.params.neighbors": -1, "selectors": ["cal"]},
-                 "recipes.cal.params.neighbors"),
+    ({"recipes.cal.params.neighbors": -1, "selectors": ["cal"]}, "recipes.cal.params.neighbors"),
 ]
 
 
