@@ -16,7 +16,7 @@ from coreset.scores.registry import WINDOWS
 
 SCHEDULES = ("cosine", "multistep", "step", "constant")
 AUGMENTS = ("none", "crop_flip", "crop", "auto")
-MODELS = ("auto", "small_cnn", "resnet18", "resnet50", "vgg16")
+MODELS = ("auto", "mnist_cnn", "small_cnn", "resnet18", "resnet50", "vgg16")
 CORRUPTIONS = ("gaussian_noise", "occlusion", "resolution", "fog", "motion_blur")
 
 
