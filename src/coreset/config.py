@@ -39,6 +39,7 @@ class TrainParams:
     step_size: int
     augment: str
     report: str
+    compile: bool = False  # torch.compile the training forward pass (opt-in)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class Params:
     embed_batch_size: int
     train: TrainParams
     recipes: dict[str, Recipe] = field(default_factory=dict)
+    loader: str = "auto"  # data.loader: auto | device | stream (data/stream.py)
+    host_memory_gb: float = 4.0  # data.host_memory_gb: host budget of the streamed path
 
 
 # --- small checkers: each returns the value or raises ConfigError naming the key -------------
@@ -161,6 +164,7 @@ def _train(tree: dict, sec: str) -> TrainParams:
         step_size=_int(tree, f"{sec}.step_size", 1),
         augment=_choice(tree, f"{sec}.augment", AUGMENTS),
         report=_choice(tree, f"{sec}.report", ("final", "best")),
+        compile=_bool(tree, f"{sec}.compile"),
     )
 
 
@@ -242,6 +246,8 @@ def parse(tree: dict) -> Params:
         embed_batch_size=_int(tree, "embed.batch_size", 1),
         train=_train(tree, "train"),
         recipes=_recipes(tree, selectors),
+        loader=_choice(tree, "data.loader", ("auto", "device", "stream")),
+        host_memory_gb=_float(tree, "data.host_memory_gb", 0.0, 1e6, low_open=True),
     )
 
 

@@ -105,8 +105,8 @@ MODELS: dict[str, Callable[[int, int, int], Classifier]] = {
 
 
 def resolve(name: str, in_channels: int, image_size: int) -> str:
-    """``auto`` -> mnist_cnn for greyscale images up to 28 px (digits, MNIST, QMNIST, Fashion-MNIST),
-    resnet18 otherwise (colour, or larger images)."""
+    """``auto`` -> mnist_cnn for greyscale images up to 28 px (digits, MNIST, QMNIST,
+    Fashion-MNIST), resnet18 otherwise (colour, or larger images)."""
     if name != "auto":
         return name
     return "mnist_cnn" if in_channels == 1 and image_size <= 28 else "resnet18"
