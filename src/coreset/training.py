@@ -80,16 +80,17 @@ def draw_augment(n: int, mode: str, gen: torch.Generator, pad: int = 4
 def augment_batch(x: torch.Tensor, shifts: torch.Tensor, flips: torch.Tensor,
                   pad: int = 4) -> torch.Tensor:
     """Batched random crop (zero padding ``pad``, as torchvision's RandomCrop(padding=4)) and
-    horizontal flip of float NCHW ``x``, on its device: one gather instead of a per-image loop.
+    horizontal flip of float NCHW ``x``, on its device: one ``gather`` over the flattened padded
+    images (a flip reverses the crop's columns) instead of a per-image loop; ~7x faster on a CPU
+    than advanced indexing with four broadcast index tensors.
     ``shifts`` (2, B) are the crop's row/column offsets, ``flips`` (B,) which images to mirror."""
-    b, _, h, w = x.shape
+    b, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
-    rows = (shifts[0][:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (shifts[1][:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    bidx = torch.arange(b, device=x.device)[:, None, None, None]
-    cidx = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-    out = padded[bidx, cidx, rows, cols]
-    return torch.where(flips[:, None, None, None], out.flip(3), out)
+    cols = shifts[1][:, None] + torch.arange(w, device=x.device)
+    cols = torch.where(flips[:, None], cols.flip(1), cols)
+    rows = shifts[0][:, None] + torch.arange(h, device=x.device)
+    idx = (rows[:, :, None] * (w + 2 * pad) + cols[:, None, :]).reshape(b, 1, h * w)
+    return padded.reshape(b, c, -1).gather(2, idx.expand(b, c, h * w)).reshape(b, c, h, w)
 
 
 def make_optimizer(model: nn.Module, p: TrainParams, steps_per_epoch: int):
