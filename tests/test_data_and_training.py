@@ -8,7 +8,15 @@ from PIL import Image
 from coreset.config import TrainParams
 from coreset.data import datasets
 from coreset.models import create
-from coreset.training import Normalizer, augment_batch, fit, make_optimizer
+from coreset.progress import EpochProgress
+from coreset.training import (
+    Normalizer,
+    augment_batch,
+    draw_augment,
+    fit,
+    make_optimizer,
+    predict,
+)
 
 TP = TrainParams(model="small_cnn", epochs=3, batch_size=32, lr=0.05, momentum=0.9,
                  weight_decay=5e-4, nesterov=True, schedule="cosine", milestones=(2,), gamma=0.1,
@@ -85,7 +93,8 @@ def test_torchvision_arrays_from_local_files(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(("name", "size", "channels"),
-                         [("small_cnn", 8, 1), ("resnet18", 32, 3), ("resnet18", 64, 1)])
+                         [("small_cnn", 8, 1), ("mnist_cnn", 8, 1), ("mnist_cnn", 28, 1),
+                          ("resnet18", 32, 3), ("resnet18", 64, 1)])
 def test_models_expose_features_and_classifier(name, size, channels):
     model = create(name, 7, channels, size).eval()
     x = torch.randn(2, channels, size, size)
@@ -96,8 +105,8 @@ def test_models_expose_features_and_classifier(name, size, channels):
 
 def test_augment_crop_flip_matches_naive_loop():
     x = torch.arange(2 * 1 * 5 * 5, dtype=torch.float32).view(2, 1, 5, 5)
-    gen = torch.Generator().manual_seed(0)
-    out = augment_batch(x, "crop_flip", gen, pad=2)
+    shifts, flips = draw_augment(2, "crop_flip", torch.Generator().manual_seed(0), pad=2)
+    out = augment_batch(x, shifts, flips, pad=2)
     gen = torch.Generator().manual_seed(0)
     shifts = torch.randint(0, 5, (2, 2), generator=gen)
     flip = torch.rand(2, generator=gen) < 0.5
@@ -148,3 +157,47 @@ def test_uniform_weights_equal_unweighted_training():
     m2, _ = _tiny_fit(0, weights=torch.full((200,), 3.0))
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-5)
+
+
+def test_predict_is_float32_inside_an_autocast_region():
+    """Features and logits (what every selector reads) stay float32 even when the caller runs
+    under bfloat16 autocast (the old predict only switched autocast on for CUDA and never off)."""
+    split = datasets.load("digits", "unused")
+    torch.manual_seed(0)
+    model = create("small_cnn", 10, 1, 8)
+    norm = Normalizer([0.3], [0.4], torch.device("cpu"))
+    x = torch.from_numpy(split.train_images[:64])
+    logits, feats = predict(model, x, norm, features=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast_logits, fast_feats = predict(model, x, norm, features=True)
+    assert fast_feats.dtype == torch.float32
+    assert torch.equal(fast_logits, logits) and torch.equal(fast_feats, feats)
+
+
+def test_fit_output_is_one_short_line_per_epoch_in_a_log():
+    import io
+
+    log = io.StringIO()  # not a terminal: no tqdm bar, one line per epoch
+    progress = EpochProgress(30, "train el2n seed 0", stream=log)
+    for epoch in (1, 2):
+        progress.update({"epoch": epoch, "train_loss": 0.5, "train_acc": 0.8, "lr": 0.05,
+                         "test_acc": 0.75})
+    progress.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2 and "\r" not in log.getvalue()
+    assert lines[1].startswith("train el2n seed 0: epoch 2/30 loss 0.5000 acc 0.8000 test 0.7500 "
+                               "lr 0.05 ")
+    assert all(len(line) < 100 for line in lines)
+
+
+def test_auto_model_is_the_plain_mnist_cnn_for_small_greyscale_images():
+    from coreset.models import resolve
+
+    assert resolve("auto", 1, 28) == "mnist_cnn" and resolve("auto", 1, 8) == "mnist_cnn"
+    assert resolve("auto", 3, 32) == "resnet18" and resolve("auto", 1, 64) == "resnet18"
+    assert resolve("small_cnn", 1, 28) == "small_cnn"
+    model = create("mnist_cnn", 10, 1, 28)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(convs) == 2 and len(linears) == 2  # the slides' 2 conv + 2 fc network
+    assert linears[0].in_features == 64 * 12 * 12  # 28 -> 26 -> 24 -> pool 12

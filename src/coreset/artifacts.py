@@ -49,9 +49,11 @@ def meta() -> Meta:
     return Meta(m["dataset"], m["num_classes"], m["image_size"], m["channels"], m["mean"], m["std"])
 
 
-def raw_split(split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images, labels) of the clean ``train`` or ``test`` split."""
-    return np.load(RAW / f"{split}_images.npy"), np.load(RAW / f"{split}_labels.npy")
+def raw_split(split: str, mmap: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of the clean ``train`` or ``test`` split; images read-only memory-mapped
+    when ``mmap`` (data/stream.py reads them batch by batch)."""
+    images = np.load(RAW / f"{split}_images.npy", mmap_mode="r" if mmap else None)
+    return images, np.load(RAW / f"{split}_labels.npy")
 
 
 def class_counts(labels_file: Path, num_classes: int = 0) -> np.ndarray:
@@ -73,9 +75,11 @@ def raw_class_counts(dataset: str) -> tuple[np.ndarray, str] | None:
 
 
 def training_set() -> dict[str, np.ndarray]:
-    """The (perturbed) training split with its perturbation record."""
+    """The (perturbed) training split with its perturbation record; the images memory-mapped
+    read-only (a dataset larger than memory is streamed, data/stream.py)."""
     names = ("images", "labels", "true_labels", "image_kind", "label_flipped")
-    return {k: np.load(TRAIN / f"{k}.npy") for k in names}
+    return {k: np.load(TRAIN / f"{k}.npy", mmap_mode="r" if k == "images" else None)
+            for k in names}
 
 
 def perturbed_mask(train: dict[str, np.ndarray]) -> np.ndarray:

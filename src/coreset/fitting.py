@@ -8,6 +8,7 @@ import torch
 
 from coreset import artifacts
 from coreset.config import Params, TrainParams
+from coreset.data.stream import as_images
 from coreset.io import save_text
 from coreset.models import create, resolve
 from coreset.training import FitResult, Normalizer, fit, pick_device, resolve_augment
@@ -16,25 +17,31 @@ from coreset.training import FitResult, Normalizer, fit, pick_device, resolve_au
 def train_model(
     p: Params, tp: TrainParams, images: np.ndarray, labels: np.ndarray, *, seed: int, desc: str,
     curves=None, weights: np.ndarray | None = None, record_dynamics: bool = False,
+    indices: np.ndarray | None = None,
 ) -> tuple[torch.nn.Module, str, FitResult]:
-    """Build the model named in ``tp`` and fit it on uint8 ``images``; test on the clean split.
+    """Build the model named in ``tp`` and fit it on uint8 ``images`` (memory-mapped or not),
+    only the rows ``indices`` when given (never copied whole: they are streamed when they do not
+    fit the device, ``data.loader``); test on the clean split. ``weights`` follow ``indices``.
     Per-epoch curves go to the CSV file ``curves`` when given."""
     m = artifacts.meta()
     device = pick_device(p.device, p.cpu_threads)
     torch.manual_seed(seed)  # the initial weights depend on the seed only
     name = resolve(tp.model, m.channels, m.image_size)
     model = create(name, m.num_classes, m.channels, m.image_size).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    test_x, test_y = artifacts.raw_split("test")
-    to = {"device": device}
+    test_x, test_y = artifacts.raw_split("test", mmap=True)
+    y = labels if indices is None else labels[indices]
+
+    def source(x: np.ndarray, rows: np.ndarray | None = None):
+        return as_images(x, device, p.data.loader, p.data.host_memory_gb, rows)
+
+    def on_device(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+
     result = fit(
-        model, torch.from_numpy(images).to(**to), torch.from_numpy(labels).to(**to), tp,
-        Normalizer(m.mean, m.std, device), seed=seed,
-        augment=resolve_augment(tp.augment, m.image_size, m.channels),
-        weights=None if weights is None else torch.from_numpy(weights).float().to(**to),
-        test=(torch.from_numpy(test_x).to(**to), torch.from_numpy(test_y).to(**to)),
-        record_dynamics=record_dynamics, desc=desc,
+        model, source(images, indices), on_device(y), tp, Normalizer(m.mean, m.std, device),
+        seed=seed, augment=resolve_augment(tp.augment, m.image_size, m.channels),
+        weights=None if weights is None else on_device(weights).float(),
+        test=(source(test_x), on_device(test_y)), record_dynamics=record_dynamics, desc=desc,
     )
     if curves is not None:
         write_curves(curves, result)

@@ -33,18 +33,27 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory; it replaces ``path`` (a directory) only on success."""
+    """Yield a temporary directory; it replaces ``path`` (a directory) only on success. On
+    failure nothing is left behind, not even the parent folders it had to create."""
     path = Path(path)
+    created = [d for d in path.parents if not d.exists()]  # innermost first
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    done = False
     try:
         yield tmp
         tmp.chmod(0o755)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
+        done = True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        for folder in [] if done else created:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: something else lives there now
+                break
 
 
 def temp_siblings(path: str | Path) -> list[Path]:

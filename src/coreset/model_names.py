@@ -3,4 +3,4 @@ needs no torch (a module inside models/ would import the package, and with it to
 model: its builder in ``models/__init__.py`` and its name here (tests check that they agree)."""
 
 AUTO = "auto"  # resolved per dataset by models.resolve
-NAMES = ("small_cnn", "resnet18", "resnet50", "vgg16")
+NAMES = ("mnist_cnn", "small_cnn", "resnet18", "resnet50", "vgg16")

@@ -27,13 +27,14 @@ def build_context(p: Params, with_model: bool) -> ScoringContext:
 def _model_access(p: Params) -> ModelAccess:
     import torch
 
+    from coreset.data.stream import StreamedImages
     from coreset.training import Normalizer, pick_device
 
     device = pick_device(p.device, p.cpu_threads)
     m = artifacts.meta()
     norm = Normalizer(m.mean, m.std, device)
-    images = torch.from_numpy(np.load(artifacts.TRAIN / "images.npy"))
-    labels = torch.from_numpy(np.load(artifacts.TRAIN / "labels.npy"))
+    images = artifacts.training_set()["images"]  # memory-mapped: batches stream from disk
+    labels = torch.from_numpy(np.load(artifacts.TRAIN / "labels.npy")).to(device)
 
     def load_models() -> list:
         return [artifacts.load_model(artifacts.PRETRAIN / f"seed{s}.pt", device)
@@ -41,10 +42,10 @@ def _model_access(p: Params) -> ModelAccess:
 
     def batches(batch_size: int = 256, indices: np.ndarray | None = None):
         idx_all = np.arange(len(labels)) if indices is None else np.asarray(indices)
-        for i in range(0, len(idx_all), batch_size):
-            idx = idx_all[i : i + batch_size]
-            t = torch.from_numpy(idx)
-            yield norm(norm.unit(images[t].to(device))), labels[t].to(device), idx
+        source = StreamedImages(images, device)
+        stream = source.batches(torch.from_numpy(idx_all), batch_size)
+        for start, (idx, raw) in zip(range(0, len(idx_all), batch_size), stream, strict=True):
+            yield norm(norm.unit(raw)), labels[idx], idx_all[start : start + batch_size]
 
     return ModelAccess(device=device, load_models=load_models, batches=batches)
 

@@ -4,8 +4,17 @@
 - ``mnist``, ``fashion_mnist``, ``svhn``, ``cifar10``, ``cifar100``: torchvision; downloaded where
   a network exists, otherwise read from ``root``; offline without files -> DatasetUnavailable
   naming the folder and the files to put there.
-- ``imagefolder``: any ``root/train/<class>/*`` + ``root/test|val/<class>/*`` tree (Tiny-ImageNet,
-  ImageNet), resized to ``image_size``.
+- ``qmnist`` (DeepCore's QMNIST: 60k train, 60k test) likewise through torchvision.
+- ``imagefolder``: any ``root/train/<class>/*`` + ``root/test|val/<class>/*`` tree (ImageNet),
+  resized to ``image_size``; ``tinyimagenet``: Tiny-ImageNet's own layout (val/ labelled by
+  val_annotations.txt). Both decoded by a process pool (data/image_trees.py); greyscale trees
+  keep one channel.
+- ``npy``: ``root/{train,test}_{images,labels}.npy`` brought by the user (uint8 NHWC images,
+  integer labels), validated and copied chunk by chunk.
+
+Large splits never sit in memory twice: :func:`materialise` writes the decoded images straight
+into the output ``.npy`` files (``np.lib.format.open_memmap``), and the statistics in meta.json
+are computed chunk by chunk.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ _TORCHVISION = {
     "cifar10": ("CIFAR10", "cifar-10-batches-py/ (extracted cifar-10-python.tar.gz)"),
     "cifar100": ("CIFAR100", "cifar-100-python/ (extracted cifar-100-python.tar.gz)"),
     "svhn": ("SVHN", "train_32x32.mat and test_32x32.mat"),
+    "qmnist": ("QMNIST", "QMNIST/raw/qmnist-{train,test}-{images-idx3-ubyte,labels-idx2-int}"),
 }
 
 
@@ -91,76 +101,158 @@ def _arrays(name: str, ds) -> tuple[np.ndarray, np.ndarray]:
     if data.ndim == 3:
         data = data[..., None]
     labels = np.asarray(ds.labels if name == "svhn" else ds.targets, dtype=np.int64)
+    if name == "qmnist":  # (N, 8) QMNIST records; column 0 is the digit class
+        labels = labels[:, 0]
     return np.ascontiguousarray(data, dtype=np.uint8), labels
 
 
-def _imagefolder_split(root: Path, image_size: int) -> tuple:
-    from PIL import Image
-    from torchvision.datasets import ImageFolder
+def _image_tree_split(dataset: str, root: Path, image_size: int, out: Path | None,
+                      workers: int) -> tuple:
+    from coreset.data import image_trees
 
-    train_dir = root / "train"
-    test_dir = next((root / d for d in ("test", "val") if (root / d).is_dir()), None)
-    if not train_dir.is_dir() or test_dir is None:
-        raise DatasetUnavailable(
-            f"imagefolder needs {root.resolve()}/train/<class>/<image> and "
-            f"{root.resolve()}/test/<class>/<image> (or val/); set data.root in params.yaml"
-        )
-
-    def load(folder: Path, classes: list[str] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        ds = ImageFolder(str(folder))
-        if classes is not None and ds.classes != classes:
-            raise DatasetUnavailable(f"{folder} has classes {ds.classes}, train has {classes}")
-        images = np.empty((len(ds), image_size, image_size, 3), dtype=np.uint8)
-        for i, (path, _) in enumerate(ds.samples):
-            with Image.open(path) as im:
-                im = im.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
-                images[i] = np.asarray(im)
-        return images, np.asarray(ds.targets, dtype=np.int64), ds.classes
-
-    xtr, ytr, classes = load(train_dir, None)
-    xte, yte, _ = load(test_dir, classes)
-    return (xtr, ytr), (xte, yte), classes
+    lister = {"imagefolder": image_trees.imagefolder_files,
+              "tinyimagenet": image_trees.tinyimagenet_files}[dataset]
+    try:
+        train, test, classes = lister(root)
+    except image_trees.TreeError as err:
+        raise DatasetUnavailable(str(err)) from None
+    channels = image_trees.channels_of([f for f, _ in train + test], workers)
+    arrays = []
+    for name, files in (("train", train), ("test", test)):
+        target = None if out is None else out / f"{name}_images.npy"
+        images = image_trees.decode([f for f, _ in files], image_size, channels, workers, target)
+        arrays.append((images, np.asarray([c for _, c in files], dtype=np.int64)))
+    return arrays[0], arrays[1], classes
 
 
-DATASETS: dict[str, Callable[..., Split]] = {}
+NPY_FILES = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+def _npy_split(root: Path) -> tuple:
+    """The user's four arrays, memory-mapped and validated (one line naming the file)."""
+    missing = [f"{k}.npy" for k in NPY_FILES if not (root / f"{k}.npy").is_file()]
+    if missing:
+        raise DatasetUnavailable(f"dataset 'npy' needs {', '.join(missing)} in {root.resolve()} "
+                                 f"(data.root in params.yaml)")
+    arrays = {k: np.load(root / f"{k}.npy", mmap_mode="r") for k in NPY_FILES}
+    for split in ("train", "test"):
+        x, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        where = root.resolve() / f"{split}_images.npy"
+        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3):
+            raise DatasetUnavailable(f"{where}: {x.dtype} {x.shape} is not allowed: uint8 images "
+                                     f"(N, H, W, C) with C = 1 or 3")
+        if x.shape[1:] != arrays["train_images"].shape[1:]:
+            raise DatasetUnavailable(f"{where}: image shape {x.shape[1:]} differs from "
+                                     f"train_images' {arrays['train_images'].shape[1:]}")
+        if x.shape[1] != x.shape[2]:
+            raise DatasetUnavailable(f"{where}: images are {x.shape[1]}x{x.shape[2]}: "
+                                     f"square images are needed")
+        ypath = root.resolve() / f"{split}_labels.npy"
+        if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+            raise DatasetUnavailable(f"{ypath}: {y.dtype} {y.shape} is not allowed: integer "
+                                     f"labels of shape ({len(x)},)")
+        if len(y) and y.min() < 0:
+            raise DatasetUnavailable(f"{ypath}: label {int(y.min())} is not allowed: labels are "
+                                     f"class ids 0..C-1")
+    num_classes = int(max(arrays["train_labels"].max(), arrays["test_labels"].max())) + 1
+    return ((arrays["train_images"], np.asarray(arrays["train_labels"], dtype=np.int64)),
+            (arrays["test_images"], np.asarray(arrays["test_labels"], dtype=np.int64)),
+            [str(c) for c in range(num_classes)])
 
 
 def load(dataset: str, root: str | Path, *, test_fraction: float = 0.2, split_seed: int = 0,
-         image_size: int = 64) -> Split:
-    """Materialise ``dataset`` as a :class:`Split`."""
+         image_size: int = 64, out: Path | None = None, workers: int = 1) -> Split:
+    """Materialise ``dataset`` as a :class:`Split`. Image trees are decoded by ``workers``
+    processes, into ``out/{train,test}_images.npy`` when ``out`` is given."""
     root = Path(root)
     if dataset == "digits":
         return load_digits_split(test_fraction, split_seed)
     if dataset in _TORCHVISION:
         (xtr, ytr), (xte, yte), classes = _torchvision_split(dataset, root)
-    elif dataset == "imagefolder":
-        (xtr, ytr), (xte, yte), classes = _imagefolder_split(root, image_size)
+    elif dataset in ("imagefolder", "tinyimagenet"):
+        (xtr, ytr), (xte, yte), classes = _image_tree_split(dataset, root, image_size, out,
+                                                            workers)
+    elif dataset == "npy":
+        (xtr, ytr), (xte, yte), classes = _npy_split(root)
     else:
         raise ValueError(f"dataset {dataset!r} is unknown; known: {', '.join(NAMES)}")
     return Split(xtr, ytr, xte, yte, classes)
 
 
-NAMES = ("digits", *_TORCHVISION, "imagefolder")
+NAMES = ("digits", *_TORCHVISION, "imagefolder", "tinyimagenet", "npy")
+_ROWS = 8192  # rows per chunk when copying or summarising large arrays
+
+
+def materialise(dataset: str, root: str | Path, folder: str | Path, *, test_fraction: float = 0.2,
+                split_seed: int = 0, image_size: int = 64, workers: int = 1,
+                check: Callable[[Split], None] | None = None) -> Split:
+    """Load ``dataset`` and write it to ``folder`` (see :func:`save`), atomically; image trees
+    are decoded straight into the output files. ``check(split)`` runs before anything lands in
+    ``folder``: if it raises, ``folder`` is left as it was."""
+    from coreset.io import atomic_dir
+
+    with atomic_dir(folder) as tmp:
+        split = load(dataset, root, test_fraction=test_fraction, split_seed=split_seed,
+                     image_size=image_size, out=tmp, workers=workers)
+        if check is not None:
+            check(split)
+        write(split, tmp, dataset)
+    return split
 
 
 def save(split: Split, folder: str | Path, name: str) -> None:
     """Write the split as .npy arrays (memory-mappable) + meta.json, atomically."""
-    from coreset.io import atomic_dir, save_json
+    from coreset.io import atomic_dir
 
     with atomic_dir(folder) as tmp:
-        for key in ("train_images", "train_labels", "test_images", "test_labels"):
-            np.save(tmp / f"{key}.npy", getattr(split, key))
-        x = split.train_images
-        scaled = x.reshape(-1, x.shape[-1]).astype(np.float64) / 255.0
-        save_json(tmp / "meta.json", {
-            "dataset": name,
-            "classes": split.classes,
-            "num_classes": len(split.classes),
-            "image_size": int(x.shape[1]),
-            "channels": int(x.shape[-1]),
-            "n_train": len(x),
-            "n_test": len(split.test_images),
-            # per-channel statistics of the clean training images, used to normalise inputs
-            "mean": scaled.mean(axis=0).round(6).tolist(),
-            "std": scaled.std(axis=0).round(6).tolist(),
-        })
+        write(split, tmp, name)
+
+
+def write(split: Split, folder: Path, name: str) -> None:
+    """The four arrays as ``folder/<key>.npy`` (those already written there are kept) and
+    meta.json with the per-channel statistics of the clean training images."""
+    from coreset.io import save_json
+
+    for key in NPY_FILES:
+        _write_array(folder / f"{key}.npy", getattr(split, key))
+    x = split.train_images
+    mean, std = _channel_stats(x)
+    save_json(folder / "meta.json", {
+        "dataset": name,
+        "classes": split.classes,
+        "num_classes": len(split.classes),
+        "image_size": int(x.shape[1]),
+        "channels": int(x.shape[-1]),
+        "n_train": len(x),
+        "n_test": len(split.test_images),
+        # per-channel statistics of the clean training images, used to normalise inputs
+        "mean": mean.round(6).tolist(),
+        "std": std.round(6).tolist(),
+    })
+
+
+def _write_array(path: Path, array: np.ndarray) -> None:
+    if isinstance(array, np.memmap) and array.filename and Path(array.filename) == path.resolve():
+        return  # decoded straight into place
+    if not isinstance(array, np.memmap):
+        np.save(path, array)
+        return
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=array.dtype, shape=array.shape)
+    for i in range(0, len(array), _ROWS):  # chunk by chunk: a memory map is never read whole
+        out[i : i + _ROWS] = array[i : i + _ROWS]
+    out.flush()
+
+
+def _channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std of ``x / 255``, from exact integer sums over chunks (no float
+    copy of the dataset)."""
+    s = np.zeros(x.shape[-1], dtype=np.int64)
+    ss = np.zeros(x.shape[-1], dtype=np.int64)
+    for i in range(0, len(x), _ROWS):
+        block = np.asarray(x[i : i + _ROWS], dtype=np.int64).reshape(-1, x.shape[-1])
+        s += block.sum(axis=0)
+        ss += np.square(block).sum(axis=0)
+    count = len(x) * x.shape[1] * x.shape[2]
+    mean = s / count
+    var = np.maximum(ss / count - mean**2, 0.0)
+    return mean / 255.0, np.sqrt(var) / 255.0

@@ -1,6 +1,7 @@
 """embed: one eval-mode pass of each pretrained model over the training split: penultimate
 features (first model), softmax outputs, per-sample loss and the closed-form last-layer gradient
-norm (||p - y|| * sqrt(1 + ||h||^2), no backprop).
+norm (||p - y|| * sqrt(1 + ||h||^2), no backprop). float32 on every device (training.predict):
+a selection does not depend on the device's precision.
 
 Usage: python -m coreset.stages.embed   (reads embed.*, pretrain.seeds in params.yaml)
 """
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 
 from coreset import artifacts
 from coreset.config import Params
+from coreset.data.stream import as_images
 from coreset.io import save_npz
 from coreset.stages._cli import no_args, run
 from coreset.training import Normalizer, pick_device, predict
@@ -24,7 +26,7 @@ def main(p: Params, argv: list[str]) -> None:
     m = artifacts.meta()
     device = pick_device(p.device, p.cpu_threads)
     train = artifacts.training_set()
-    images = torch.from_numpy(train["images"]).to(device)
+    images = as_images(train["images"], device, p.data.loader, p.data.host_memory_gb)
     labels = torch.from_numpy(train["labels"]).to(device)
     norm = Normalizer(m.mean, m.std, device)
     probs, losses, grad_norms, features = [], [], [], None

@@ -42,7 +42,7 @@ def main(p: Params, argv: list[str]) -> None:
         idx, weights = sel["indices"], sel["weights"]
         weights = None if np.all(weights == 1) else weights
     _, _, result = train_model(
-        p, p.train, train["images"][idx], train["labels"][idx], seed=seed,
+        p, p.train, train["images"], train["labels"], seed=seed, indices=idx,
         desc=f"train {name} seed {seed}", curves=artifacts.CURVES / f"train/{name}-{seed}.csv",
         weights=weights,
     )
