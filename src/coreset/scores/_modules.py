@@ -4,6 +4,7 @@ from coreset.scores import (  # noqa: F401
     backprop,
     baseline,
     boundary,
+    external,
     geometry,
     gradient_matching,
     importance,

@@ -1,0 +1,5 @@
+import sys
+
+from coreset.cli import main
+
+sys.exit(main())
