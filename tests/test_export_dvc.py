@@ -40,7 +40,8 @@ def repo(tmp_path_factory) -> Path:
     shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
     shutil.copytree(ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params.update(TINY)
+    for key, value in TINY.items():
+        params[key] = {**params[key], **value} if isinstance(value, dict) else value
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(repo, "git", "init", "-q")
     sh(repo, "dvc", "repro")

@@ -104,32 +104,38 @@ def test_pip_install_in_a_clean_venv_brings_what_the_code_imports(tmp_path):
     """A clean venv (no system site packages) that sees only torch and torchvision of this
     environment (to avoid a multi-GB download) through a .pth file; `pip install .` must bring
     everything else, and then every module of the package imports."""
+    from importlib.metadata import packages_distributions
+
     import torch
-    import torchvision
 
     shared = tmp_path / "shared"
     shared.mkdir()
-    for module in (torch, torchvision):
-        site = Path(module.__file__).parents[1]
-        for entry in site.iterdir():
-            if re.fullmatch(rf"{module.__name__}(-[^/]*\.dist-info)?", entry.name):
-                (shared / entry.name).symlink_to(entry)
+    site = Path(torch.__file__).parents[1]
+    wanted = {"torch", "torchvision"}  # their modules (torchgen, functorch, ...) and dist-infos
+    names = {m for m, dists in packages_distributions().items() if wanted & set(dists)}
+    for entry in site.iterdir():
+        if entry.name in names or entry.name.startswith(("torch-", "torchvision-")):
+            (shared / entry.name).symlink_to(entry)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
     site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                           capture_output=True, text=True, check=True).stdout.strip()
     Path(site, "shared_torch.pth").write_text(f"{shared}\n")
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only the installed copy
     copy = tmp_path / "pkg"  # a copy: building must not write into the repository
     shutil.copytree(ROOT / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, copy / name)
-    subprocess.run([py, "-m", "pip", "install", "-q", str(copy)], check=True)
+    subprocess.run([py, "-m", "pip", "install", "-q", str(copy)], check=True, env=clean)
     modules = sorted({".".join(p.relative_to(ROOT / "src").with_suffix("").parts)
                       for p in (ROOT / "src" / "coreset").rglob("*.py")
                       if p.name != "__main__.py"})
-    code = f"import importlib\nfor m in {modules!r}:\n    importlib.import_module(m)\n"
-    proc = subprocess.run([py, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    code = (f"import importlib\nfor m in {modules!r}:\n    importlib.import_module(m)\n"
+            "import coreset\nprint(coreset.__file__)")
+    proc = subprocess.run([py, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          env=clean)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().startswith(str(venv))  # the installed copy, not src/
     assert subprocess.run([venv / "bin" / "coreset", "--help"], capture_output=True,
-                          text=True).returncode == 0
+                          text=True, env=clean).returncode == 0
