@@ -112,11 +112,17 @@ def test_kept_figure_and_the_export_going_back_in_through_external(repo):
     mine = np.load(repo / "data/selected/mine.npz")["indices"]
     np.testing.assert_array_equal(np.sort(mine), np.sort(
         np.load(repo / "data/selected/moderate.npz")["indices"]))
-    # a changed file without a new hash stops the score stage with the hash to declare
+    # the declared hash pins the file: DVC keeps the results of the declared content (the stage
+    # is unchanged for DVC), running the stage on a changed file stops with the hash to declare,
+    # and declaring it makes the stage (and everything after it) stale
     lines = file.read_text().splitlines()
     file.write_text("\n".join([lines[0], *lines[2:]]) + "\n")
+    assert "score@mine" not in sh(repo, "dvc", "status", "score@mine")
     env = {**os.environ, "PYTHONPATH": str(repo / "src")}
-    proc = subprocess.run(["dvc", "repro", "score@mine"], cwd=repo, capture_output=True,
-                          text=True, env=env)
-    assert proc.returncode != 0
-    assert hashlib.sha256(file.read_bytes()).hexdigest() in proc.stdout + proc.stderr
+    proc = subprocess.run(["dvc", "repro", "--force", "--single-item", "score@mine"], cwd=repo,
+                          capture_output=True, text=True, env=env)
+    new = hashlib.sha256(file.read_bytes()).hexdigest()
+    assert proc.returncode != 0 and new in proc.stdout + proc.stderr
+    params["recipes"]["mine"]["params"]["sha256"] = new
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert "score@mine" in sh(repo, "dvc", "status", "score@mine")

@@ -12,11 +12,14 @@ A recipe, in params.yaml:
         window: top
         balance: true
 
-The file is a dependency of ``score@sorscher`` through its hash: the stage depends on
-``recipes.sorscher.params``, and the selector refuses a file whose sha256 differs from the declared
-one. So a changed file stops the stage with the new hash to declare, and declaring it reruns the
-stage and everything downstream, as for any other param. Version the file itself with
-``dvc add scores/sorscher.npy`` (outside ``data/``, which git ignores) and commit the ``.dvc`` file.
+The declared sha256 pins the file's content, and through it the file is a dependency of
+``score@sorscher``: the stage depends on ``recipes.sorscher.params``, so declaring a new hash
+reruns it and everything downstream, as for any other param. The selector refuses a file whose
+sha256 differs from the declared one, so the stage never uses content other than the declared;
+a file edited without declaring its hash leaves the results of the declared content in place
+(DVC sees no change), and the next run of the stage stops with the hash to declare. Version the
+file itself with ``dvc add scores/sorscher.npy`` (outside ``data/``, which git ignores) and
+commit the ``.dvc`` file.
 
 File formats (N = the size of the training split, in the order of data/raw/train_*.npy):
 
