@@ -37,12 +37,15 @@ def test_stage_help_prints_usage_and_does_nothing(stage, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["params.yaml"]
 
 
-@pytest.mark.parametrize("command", [("coreset", "--help"), ("coreset", "check", "--help"),
-                                     ("coreset.check", "-h")])
-def test_command_help(command, tmp_path):
+@pytest.mark.parametrize(("command", "usage"), [
+    (("coreset", "--help"), "usage: coreset COMMAND"),
+    (("coreset", "check", "--help"), "Usage: python -m coreset"),
+    (("coreset.check", "-h"), "Usage: python -m coreset"),
+])
+def test_command_help(command, usage, tmp_path):
     proc = run(tmp_path, *command)
     assert proc.returncode == 0, proc.stderr
-    assert "Usage: python -m coreset" in proc.stdout
+    assert usage in proc.stdout
     assert not list(tmp_path.iterdir())
 
 

@@ -60,6 +60,7 @@ def repo(tmp_path_factory) -> Path:
     shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
     (repo / ".dvc").mkdir()
     shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
+    shutil.copytree(ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")
     params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(repo, "git", "init", "-q")
@@ -76,8 +77,9 @@ def test_pipeline_end_to_end_and_incremental_reruns(repo):
     expected = UPSTREAM | {"score@random", "select@moderate", "train@random-0", "evaluate"}
     assert expected <= ran(first)
     summary = yaml.safe_load((repo / "metrics" / "summary.json").read_text())
-    assert set(summary["selectors"]) == {"full", "random", "moderate"}
-    assert summary["selectors"]["random"]["kept"] == round(0.2 * 1437)
+    assert set(summary["accuracy"]) == set(summary["std"]) == {"full", "random", "moderate"}
+    kept = (repo / "plots" / "accuracy.csv").read_text().splitlines()
+    assert kept[0].split(",")[3] == "kept" and kept[2].split(",")[:4:3] == ["random", "287"]
     outputs = ("data/dynamics.npz", "data/embed.npz", "data/selected/*.npz",
                "metrics/train/*.json", "models/pretrain/*.pt", "models/attacker.pt",
                "plots/runs.csv")

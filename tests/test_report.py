@@ -357,7 +357,7 @@ def tiny_repo(tmp_path_factory) -> Path:
 
 @pytest.mark.integration
 def test_recipe_writes_the_table_from_real_experiments(tiny_repo):
-    out = tiny_repo / "plots" / "report"
+    out = tiny_repo / "plots" / "smoke"  # --tiny reports there
     md = (out / "selectors_x_ratios.md").read_text()
     assert "| selector | 20% | 30% | 40% | avg. rank |" in md
     csv = pd.read_csv(out / "selectors_x_ratios.csv").set_index("selector")
@@ -375,7 +375,7 @@ def test_recipe_writes_the_table_from_real_experiments(tiny_repo):
 
 @pytest.mark.integration
 def test_recipe_rerun_queues_nothing_and_reproduces_the_files(tiny_repo):
-    out = tiny_repo / "plots" / "report"
+    out = tiny_repo / "plots" / "smoke"
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     proc = run(tiny_repo, "coreset.paper_tables", "selectors_x_ratios", "--tiny", "--jobs", "2",
                "--selectors", ",".join(TINY_SELECTORS), "--ratios", "0.2,0.3,0.4")

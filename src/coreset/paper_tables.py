@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from coreset import grid
+from coreset.io import save_text
 from coreset.report import cli as report_cli
 from coreset.report import experiments
 from coreset.report.specs import ABLATION, BOOSTED
@@ -40,6 +41,11 @@ TABLES = ("selectors_x_ratios", "robustness", "ablation", "boosted", "overlap",
 REPORTS = {"ablation": ("ablation", "windows")}  # table -> report names (default: itself)
 PAPER_RATIOS = (0.2, 0.3, 0.4, 0.6, 0.8)  # Moderate, Tables 5-7
 ROBUST_RATIOS = (0.2, 0.3)  # Moderate, Tables 3, 4, 10
+# --tiny writes its report here, next to a note that labels it: never over plots/report
+SMOKE_OUT = Path("plots/smoke")
+SMOKE_NOTE = ("# SMOKE RUN: not results\n\nWritten by `python -m coreset.paper_tables TABLE --tiny`"
+              ": one seed, a few epochs, three selectors. It checks that the commands run; its "
+              "numbers mean nothing. The real tables are in plots/report/.\n")
 # --tiny: one seed, a few epochs, three selectors; minutes on a CPU, for smoke runs only
 TINY = {"seeds": [0], "pretrain.seeds": [0], "pretrain.epochs": 2, "train.epochs": 3,
         "attacker.epochs": 2}
@@ -70,6 +76,7 @@ class Plan:
     table: str
     fixed: dict[str, Any]
     cells: list[dict[str, Any]]
+    smoke: bool = False  # --tiny: its report goes to SMOKE_OUT, labelled, never to plots/report
 
 
 # --- presets and overrides --------------------------------------------------------------------
@@ -145,7 +152,7 @@ def plan(table: str, base: dict[str, Any], *, tiny: bool = False, preset: str | 
         chosen = TINY_SELECTORS
     if chosen is not None:
         fixed["selectors"] = list(chosen)
-    return Plan(table, fixed, _cells(table, base, tiny, ratios))
+    return Plan(table, fixed, _cells(table, base, tiny, ratios), smoke=tiny)
 
 
 def _cells(table: str, base: dict[str, Any], tiny: bool, ratios: Sequence[float] | None
@@ -266,7 +273,7 @@ def report_args(p: Plan) -> list[str]:
             args += ["--set", f"{key}={json.dumps(value)}"]
     if "selectors" in p.fixed and p.table not in ("ablation", "boosted"):
         args += ["--selectors", ",".join(p.fixed["selectors"])]
-    return args
+    return args + (["--out", str(SMOKE_OUT)] if p.smoke else [])
 
 
 def execute(p: Plan, root: Path, jobs: int, dry_run: bool = False, quiet: bool = False,
@@ -306,6 +313,8 @@ def write_report(p: Plan, root: Path) -> int:
     """`python -m coreset.report` with this table's arguments, in ``root``."""
     args = report_args(p)
     print(f"  {shlex.join(['python', '-m', 'coreset.report', *args])}")
+    if p.smoke:
+        save_text(root / SMOKE_OUT / "SMOKE.md", SMOKE_NOTE)
     return report_cli.main([*args, "--root", str(root)])
 
 

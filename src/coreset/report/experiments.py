@@ -96,10 +96,10 @@ def parse_show(records: list[dict]) -> list[Experiment]:
         data = rev.get("data") or {}
         summary = (data.get("metrics") or {}).get(SUMMARY, {}).get("data")
         params = (data.get("params") or {}).get("params.yaml", {}).get("data")
-        if not summary or not params or "selectors" not in summary:
+        if not summary or not params or not summary_recipes(summary):
             continue
         exps.append(Experiment(rev["rev"], rev.get("name") or "", data.get("timestamp") or "",
-                               flatten(params), tuple(summary["selectors"])))
+                               flatten(params), summary_recipes(summary)))
     return exps
 
 
@@ -119,8 +119,14 @@ def consistent(exp: Experiment, root: str | Path) -> bool:
     if exp.rev != WORKSPACE:
         return True
     summary = json.loads((Path(root) / SUMMARY).read_text())
-    return summary.get("ratio") == exp.params.get("ratio") and set(summary["selectors"]) == {
+    return summary.get("ratio") == exp.params.get("ratio") and set(summary_recipes(summary)) == {
         "full", *exp.params.get("selectors", ())}
+
+
+def summary_recipes(summary: dict) -> tuple[str, ...]:
+    """The recipes of a metrics/summary.json: keys of ``accuracy`` (``selectors`` before the
+    compact format, so that older experiments still read)."""
+    return tuple(summary.get("accuracy") or summary.get("selectors") or ())
 
 
 def prioritised(exps: Iterable[Experiment]) -> list[Experiment]:

@@ -118,3 +118,41 @@ def windows(points: np.ndarray, labels: np.ndarray, centres: np.ndarray,
     if title:
         fig.suptitle(title, fontsize=10)
     _save(fig, path)
+
+
+def kept_grid(images: np.ndarray, labels: np.ndarray, kept: np.ndarray, perturbed: np.ndarray,
+              classes: Sequence[int], per_class: int, path: Path, title: str = "") -> None:
+    """One row per class: ``per_class`` kept images, a gap, ``per_class`` dropped ones, picked
+    evenly over each group's index order (deterministic). Perturbed samples (flipped label,
+    corrupted or adversarial image) get a red frame. ``images``: (N, H, W, C) uint8."""
+    plt = _pyplot()
+    cols = 2 * per_class + 1
+    fig, axes = plt.subplots(len(classes), cols, figsize=(0.62 * cols, 0.66 * len(classes) + 0.6),
+                             squeeze=False)
+    kept_mask = np.zeros(len(labels), dtype=bool)
+    kept_mask[kept] = True
+    for row, c in enumerate(classes):
+        groups = (np.flatnonzero((labels == c) & kept_mask),
+                  np.flatnonzero((labels == c) & ~kept_mask))
+        for g, members in enumerate(groups):
+            picks = members[np.linspace(0, len(members) - 1, min(per_class, len(members)))
+                            .round().astype(int)] if len(members) else members
+            for j, i in enumerate(picks):
+                ax = axes[row, g * (per_class + 1) + j]
+                img = images[i]
+                ax.imshow(img[..., 0] if img.shape[-1] == 1 else img,
+                          cmap="gray" if img.shape[-1] == 1 else None)
+                if perturbed[i]:
+                    for side in ax.spines.values():
+                        side.set(color="red", linewidth=2)
+        axes[row, 0].set_ylabel(str(c), rotation=0, ha="right", va="center", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if not ax.images:
+            ax.set_frame_on(False)
+    axes[0, 0].set_title("kept →", fontsize=8, loc="left")
+    axes[0, per_class + 1].set_title("dropped →", fontsize=8, loc="left")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    _save(fig, path)

@@ -5,6 +5,7 @@ from coreset.scores import (  # noqa: F401
     baseline,
     boundary,
     coverage,
+    external,
     geometry,
     gradient_matching,
     graph,

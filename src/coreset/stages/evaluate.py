@@ -2,6 +2,13 @@
 training seeds) and the fraction of the kept subset that is perturbed. Reads the CURRENT grid from
 params.yaml (never globs folders, which may hold outputs of removed grid values).
 
+Outputs: ``metrics/summary.json`` is what ``dvc metrics show`` and ``dvc exp show`` list, so it is
+compact: one accuracy and one std per selector, the ratio and the perturbed fraction. The details
+(kept, kept perturbed) are in ``metrics/summary.md`` and ``plots/accuracy.csv``; the per-seed
+accuracies in ``plots/runs.csv`` (what the paper tables read); every run's training curve in
+long format (one row per selector, seed and epoch) in ``plots/curves.csv``, which the DVC plot
+templates of ``.dvc/plots/`` colour by selector.
+
 Usage: python -m coreset.stages.evaluate   (reads ratio, seeds, selectors in params.yaml)
 """
 
@@ -18,7 +25,7 @@ from coreset.stages._cli import no_args, run
 SUMMARY = "metrics/summary.json"
 TABLE = "metrics/summary.md"
 ACCURACY_PLOT = "plots/accuracy.csv"
-CURVES_PLOT = "plots/test_acc.csv"
+CURVES_PLOT = "plots/curves.csv"  # long format: selector, seed, epoch, train_loss, test_acc
 RUNS_PLOT = "plots/runs.csv"  # per (selector, seed): what the paper tables read
 
 
@@ -48,14 +55,28 @@ def summarise(p: Params) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def mean_curves(p: Params) -> pd.DataFrame:
-    """epoch x selector: clean test accuracy after each epoch, mean over the training seeds."""
-    cols = {}
-    for name in p.selectors:
-        runs = [pd.read_csv(artifacts.CURVES / f"train/{name}-{s}.csv") for s in p.seeds]
-        acc = pd.concat([r.set_index("epoch")["test_acc"] for r in runs], axis=1)
-        cols[name] = acc.mean(axis=1)
-    return pd.DataFrame(cols).rename_axis("epoch").reset_index()
+def run_curves(p: Params) -> pd.DataFrame:
+    """Every training run's curve, long format: selector, seed, epoch, train_loss, test_acc (the
+    full-data runs first). One table for all runs lets one plot colour lines by selector."""
+    frames = []
+    for name in ("full", *p.selectors):
+        for seed in p.seeds:
+            run_ = pd.read_csv(artifacts.CURVES / f"train/{name}-{seed}.csv")
+            frames.append(run_[["epoch", "train_loss", "test_acc"]].assign(selector=name,
+                                                                           seed=seed))
+    return pd.concat(frames, ignore_index=True)[
+        ["selector", "seed", "epoch", "train_loss", "test_acc"]]
+
+
+def metrics(df: pd.DataFrame, p: Params, perturbed_total: float) -> dict:
+    """The compact DVC metrics: one accuracy and one std per selector (columns of `dvc exp show`
+    grouped by metric, so the selectors' accuracies sit side by side) and two global fields."""
+    return {
+        "ratio": p.ratio,
+        "perturbed": perturbed_total,
+        "accuracy": {r.selector: r.accuracy for r in df.itertuples()},
+        "std": {r.selector: r.std for r in df.itertuples()},
+    }
 
 
 def markdown(df: pd.DataFrame, p: Params, perturbed_total: float) -> str:
@@ -80,16 +101,10 @@ outputs = no_args(SUMMARY, TABLE, ACCURACY_PLOT, CURVES_PLOT, RUNS_PLOT)
 def main(p: Params, argv: list[str]) -> None:
     df = summarise(p)
     perturbed_total = float(artifacts.perturbed_mask(artifacts.training_set()).mean())
-    save_json(SUMMARY, {
-        "dataset": p.data.dataset, "ratio": p.ratio, "report": p.train.report,
-        "perturbed": perturbed_total,
-        "selectors": {r.selector: {"accuracy": r.accuracy, "std": r.std, "kept": r.kept,
-                                   "kept_perturbed": r.kept_perturbed}
-                      for r in df.itertuples()},
-    })
-    plot = df[["selector", "accuracy", "std", "kept_perturbed"]]
+    save_json(SUMMARY, metrics(df, p, perturbed_total))
+    plot = df[["selector", "accuracy", "std", "kept", "kept_perturbed"]]
     save_text(ACCURACY_PLOT, plot.to_csv(index=False, float_format="%.6f"))
-    save_text(CURVES_PLOT, mean_curves(p).to_csv(index=False, float_format="%.6f"))
+    save_text(CURVES_PLOT, run_curves(p).to_csv(index=False, float_format="%.6f"))
     runs = df[["selector", "accs"]].explode("accs").rename(columns={"accs": "accuracy"})
     runs.insert(1, "seed", list(p.seeds) * len(df))
     save_text(RUNS_PLOT, runs.to_csv(index=False, float_format="%.6f"))

@@ -1,0 +1,148 @@
+"""``coreset export RECIPE``: the kept samples of one selection, to train your own model on.
+
+    coreset export moderate                       # the workspace's data/selected/moderate.npz
+    coreset export moderate --rev HEAD~1          # a commit, branch or tag
+    coreset export moderate --rev bally-sots      # a DVC experiment (its name or its ref)
+
+It writes ``<out>/`` (default ``exports/<rev>/<recipe>/``):
+
+    kept_indices.npy   int64 (k,): indices of the KEPT samples (never the dropped ones) into the
+                       TRAINING split, in the order of data/raw/train_images.npy and
+                       train_labels.npy (data/train/*.npy has the same order); 0-based, ascending
+    kept_weights.npy   float32 (k,): each kept sample's weight (1.0 except for craig / gradmatch;
+                       train with sum(w * loss) / sum(w))
+    kept.csv           index,weight: the same two arrays as text
+    selection.json     provenance: the recipe and its params, the whole params.yaml, the code
+                       commit, the dataset fingerprint (DVC md5 of data/raw and data/train from
+                       dvc.lock, sha256 of train_labels.npy), and what the indices refer to
+
+Reading a revision other than the workspace goes through :class:`dvc.api.DVCFileSystem`, so the
+selection comes from the DVC cache (or remote) without checking anything out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from coreset.io import atomic_path, save_json, save_text
+from coreset.report.experiments import WORKSPACE, RevisionFiles
+
+FILES = ("kept_indices.npy", "kept_weights.npy", "kept.csv", "selection.json")
+REFERS_TO = ("indices of the KEPT samples (everything else was dropped) into the TRAINING split, "
+             "0-based, in the order of data/raw/train_images.npy and data/raw/train_labels.npy "
+             "(data/train/*.npy, the perturbed training split, has the same order)")
+
+
+class ExportError(ValueError):
+    """Nothing to export: a missing recipe, revision or selection; printed as one line."""
+
+
+def code_commit(root: Path, rev: str) -> tuple[str, bool]:
+    """(the commit sha of ``rev``, whether the workspace has uncommitted changes; False for a
+    committed revision). Experiment names resolve as in ``dvc exp show``."""
+    from dvc.repo import Repo
+    from dvc.scm import RevError, resolve_rev
+
+    with Repo(str(root)) as repo:
+        try:
+            sha = resolve_rev(repo.scm, "HEAD" if rev == WORKSPACE else rev)
+        except RevError as err:
+            raise ExportError(f"--rev {rev}: not a commit, branch, tag or experiment ({err})"
+                              ) from None
+    dirty = rev == WORKSPACE and bool(subprocess.run(
+        ["git", "status", "--porcelain", "--", "params.yaml", "dvc.lock", "dvc.yaml", "src"],
+        cwd=root, capture_output=True, text=True, check=True).stdout.strip())
+    return sha, dirty
+
+
+def stage_out_md5(lock: dict[str, Any], stage: str, path: str) -> str | None:
+    """The md5 that dvc.lock records for the output ``path`` of ``stage`` (None if absent)."""
+    for out in (lock.get("stages", {}).get(stage, {}) or {}).get("outs", []):
+        if out.get("path") == path:
+            return out.get("md5")
+    return None
+
+
+def provenance(files: RevisionFiles, recipe: str, rev: str, commit: str, dirty: bool,
+               n_kept: int) -> dict[str, Any]:
+    """selection.json: everything needed to trust and reproduce the exported indices."""
+    params = yaml.safe_load(files.read("params.yaml"))
+    lock = yaml.safe_load(files.read("dvc.lock")) if files.exists("dvc.lock") else {}
+    labels = files.read("data/raw/train_labels.npy")
+    n_train = len(np.load(io.BytesIO(labels), allow_pickle=False))
+    return {
+        "what": "kept",
+        "recipe": recipe,
+        "selector": params.get("recipes", {}).get(recipe, {}),
+        "ratio": params.get("ratio"),
+        "seed": params.get("seed"),
+        "kept": n_kept,
+        "n_train": n_train,
+        "indices_refer_to": REFERS_TO,
+        "weights": "kept_weights.npy: train with sum(w * loss) / sum(w); 1.0 = unweighted",
+        "dataset": {
+            "name": params.get("data", {}).get("dataset"),
+            "split": "train",
+            "dvc_md5": {"data/raw": stage_out_md5(lock, "download", "data/raw"),
+                        "data/train": stage_out_md5(lock, "corrupt", "data/train")},
+            "train_labels_sha256": hashlib.sha256(labels).hexdigest(),
+        },
+        "code": {"rev": rev, "commit": commit, "uncommitted_changes": dirty},
+        "params": params,
+    }
+
+
+def export(root: Path, recipe: str, rev: str, out: Path) -> list[Path]:
+    """Write the four files of one selection to ``out``; their paths."""
+    commit, dirty = code_commit(root, rev)
+    files = RevisionFiles(root, WORKSPACE if rev == WORKSPACE else commit)
+    selected = f"data/selected/{recipe}.npz"
+    if not files.exists(selected):
+        raise ExportError(f"{selected} is not in revision {rev!r}: is {recipe!r} in its "
+                          "`selectors` and did `dvc repro` (or `dvc pull`) run?")
+    indices = np.asarray(files.array(selected, "indices"), dtype=np.int64)
+    weights = np.asarray(files.array(selected, "weights"), dtype=np.float32)
+    order = np.argsort(indices, kind="stable")  # ascending: the order of the training split
+    indices, weights = indices[order], weights[order]
+    meta = provenance(files, recipe, rev, commit, dirty, len(indices))
+    paths = [out / name for name in FILES]
+    for path, array in zip(paths[:2], (indices, weights), strict=True):
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, array)
+    save_text(paths[2], "index,weight\n" + "".join(f"{i},{w:.9g}\n"
+                                                    for i, w in zip(indices, weights, strict=True)))
+    save_json(paths[3], meta)
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="coreset export", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("recipe", help="a recipe of params.yaml that the revision ran, e.g. moderate")
+    ap.add_argument("--rev", default=WORKSPACE,
+                    help="commit, branch, tag or DVC experiment name (default: the workspace)")
+    ap.add_argument("--out", type=Path, help="output folder (default exports/<rev>/<recipe>)")
+    ap.add_argument("--root", type=Path, default=Path("."), help="repository root")
+    args = ap.parse_args(argv)
+    out = args.out or Path("exports") / args.rev.replace("/", "_") / args.recipe
+    try:
+        paths = export(args.root, args.recipe, args.rev, out)
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"export: {args.recipe} at {args.rev}: " + " ".join(map(str, paths)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
