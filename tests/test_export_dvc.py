@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,37 +15,21 @@ import numpy as np
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+import tiny_repo
+from tiny_repo import sh
+
 pytestmark = pytest.mark.integration
 TINY = {"selectors": ["random", "moderate"], "seeds": [0, 1], "pretrain": {"seeds": [0],
         "epochs": 2}, "train": {"epochs": 2}}
 
 
-def sh(repo: Path, *cmd: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
-    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("repo")
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"):
-        shutil.copy(ROOT / name, repo / name)
-    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "docs" / "examples", repo / "docs" / "examples")
-    (repo / ".dvc").mkdir()
-    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
-    shutil.copytree(ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for key, value in TINY.items():
-        params[key] = {**params[key], **value} if isinstance(value, dict) else value
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    repo = tiny_repo.make(tmp_path_factory.mktemp("repo"), TINY, commit=False)
     sh(repo, "git", "init", "-q")
     sh(repo, "dvc", "repro")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny")
+    tiny_repo.git(repo, "add", "-A")
+    tiny_repo.git(repo, "commit", "-qm", "tiny")
     return repo
 
 

@@ -3,33 +3,20 @@ through the Slurm script (array variables set by hand), clone C merges. They sha
 remote and a local-folder DVC remote. C's table must equal, byte for byte, the table one
 machine makes alone, and C must train nothing."""
 
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+import tiny_repo
+from tiny_repo import git, sh
+
 pytestmark = pytest.mark.integration
 
 TINY = {"selectors": ["random", "moderate"], "seeds": [0],
         "pretrain": {"seeds": [0], "epochs": 2}, "train": {"epochs": 2}}
 TABLE = ["selectors_x_ratios", "--ratios", "0.1,0.3"]
 OUTPUTS = ("selectors_x_ratios.md", "selectors_x_ratios.csv", "selectors_x_ratios.tex")
-
-
-def sh(cwd: Path, *cmd: str, env: dict | None = None) -> str:
-    full = {**os.environ, "PYTHONPATH": str(cwd / "src"), **(env or {})}
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
-
-
-def git(cwd: Path, *args: str) -> str:
-    return sh(cwd, "git", "-c", "user.name=t", "-c", "user.email=t@t", *args)
 
 
 def table(cwd: Path, *args: str, env: dict | None = None) -> str:
@@ -40,16 +27,7 @@ def table(cwd: Path, *args: str, env: dict | None = None) -> str:
 def remotes(tmp_path_factory):
     """A committed, computed and pushed tiny baseline: (origin work tree, bare git remote)."""
     tmp = tmp_path_factory.mktemp("grid")
-    origin = tmp / "origin"
-    origin.mkdir()
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"):
-        shutil.copy(ROOT / name, origin / name)
-    for folder in ("src", ".dvc"):
-        shutil.copytree(ROOT / folder, origin / folder,
-                        ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params.update({k: ({**params[k], **v} if isinstance(v, dict) else v) for k, v in TINY.items()})
-    (origin / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    origin = tiny_repo.make(tmp / "origin", TINY, commit=False)
     git(origin, "init", "-q")
     sh(origin, "dvc", "remote", "add", "-d", "store", str(tmp / "dvc-store"))
     sh(origin, "dvc", "repro")

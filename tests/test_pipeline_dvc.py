@@ -2,16 +2,15 @@
 change, and that reruns reproduce the same bytes."""
 
 import hashlib
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+import tiny_repo
+from tiny_repo import sh
+
 pytestmark = pytest.mark.integration
 
 TINY = {
@@ -20,19 +19,6 @@ TINY = {
     "pretrain": {"seeds": [0], "epochs": 2},
     "train": {"epochs": 2},
 }
-
-
-def merge(tree: dict, over: dict) -> dict:
-    for k, v in over.items():
-        tree[k] = merge(tree[k], v) if isinstance(v, dict) else v
-    return tree
-
-
-def sh(repo: Path, *cmd: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
-    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
 
 
 def ran(output: str) -> set[str]:
@@ -54,19 +40,7 @@ def digest(repo: Path, *globs: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("repo")
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"):
-        shutil.copy(ROOT / name, repo / name)
-    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    (repo / ".dvc").mkdir()
-    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
-    shutil.copytree(ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")
-    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(repo, "git", "init", "-q")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny")
-    return repo
+    return tiny_repo.make(tmp_path_factory.mktemp("repo"), TINY)
 
 
 UPSTREAM = {"download", "attacker", "corrupt", "pretrain", "embed"}

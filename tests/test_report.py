@@ -3,7 +3,6 @@ and one end-to-end run of a recipe on a temporary git + DVC copy of the reposito
 
 import io
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+import tiny_repo as repo_copy
 from coreset import paper_tables as tables_cmd
 from coreset.config import parse
 from coreset.report import analyses, build, significance, tables
@@ -330,23 +330,14 @@ def run(repo: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
 def tiny_repo(tmp_path_factory) -> Path:
     """A committed tiny baseline (the --tiny settings, two selectors, ratio 0.2) + the recipe
     selectors_x_ratios at ratios 0.2, 0.3, 0.4: two experiments queued and run in parallel."""
-    repo = tmp_path_factory.mktemp("report_repo")
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"):
-        shutil.copy(ROOT / name, repo / name)
-    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    (repo / ".dvc").mkdir()
-    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
-    tree = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for key, value in {**tables_cmd.TINY, "selectors": TINY_SELECTORS}.items():
-        node = tree
+    overrides: dict = {"selectors": TINY_SELECTORS}
+    for key, value in tables_cmd.TINY.items():  # dotted keys -> a nested tree
         *parents, leaf = key.split(".")
+        node = overrides
         for part in parents:
-            node = node[part]
+            node = node.setdefault(part, {})
         node[leaf] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "tiny")
+    repo = repo_copy.make(tmp_path_factory.mktemp("report_repo"), overrides)
     run(repo, "dvc", "repro", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "baseline")

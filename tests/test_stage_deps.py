@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tiny_repo import merge
+
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 STAGES = SRC / "coreset" / "stages"
@@ -44,12 +46,6 @@ RUNS = [
     ("train", "train", ["craig", "0"]), ("train", "train", ["input_grad", "0"]),
     ("train_full", "train", ["full", "0"]), ("evaluate", "evaluate", []),
 ]
-
-
-def merge(tree: dict, over: dict) -> dict:
-    for k, v in over.items():
-        tree[k] = merge(tree[k], v) if isinstance(v, dict) else v
-    return tree
 
 
 def code_deps(stage: str) -> list[str]:
