@@ -7,6 +7,7 @@
     coreset export [...]   the kept indices and weights of a selection, with provenance
                            (coreset.export)
     coreset kept   [...]   a grid of kept and dropped images per class (coreset.report.kept)
+    coreset show   [...]   dvc exp show with the columns a reader needs (coreset.show)
 
 Each subcommand gets its arguments unchanged: ``coreset table --help`` shows its own help. The
 modules are imported only when their subcommand runs, so ``coreset --help`` is instant.
@@ -28,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("coreset.export", "kept indices and weights of a selection (.npy, .csv, JSON "
                                  "provenance), of the workspace, a commit or an experiment"),
     "kept": ("coreset.report.kept", "a picture of what a selector kept and dropped, per class"),
+    "show": ("coreset.show", "dvc exp show without the recipe catalogue and hash columns"),
 }
 
 
