@@ -11,7 +11,8 @@ what is allowed (ConfigError). What is checked:
   (``registry.validate_params``), and ``selectors`` names recipes;
 - the machine and the data (``check_runtime``): the requested device exists, and the ratio keeps
   at least one sample of every class once the class counts are known (data/raw, written by the
-  download stage, which checks the freshly loaded split itself before writing it).
+  download stage, which checks the freshly loaded split itself before writing it), and every
+  model accepts the dataset's image size.
 
 The allowlists come from the modules that implement each concept (datasets, models, corruptions,
 attacks, label-noise modes, training options, selector windows), all importable without torch.
@@ -32,7 +33,9 @@ import yaml
 from coreset.data.datasets import NAMES as DATASETS
 from coreset.data.label_noise import MODES as NOISE_MODES
 from coreset.data.names import ATTACKS, CORRUPTIONS
+from coreset.dynamic import BUDGETS, DYNAMIC, protocol_line
 from coreset.model_names import AUTO as AUTO_MODEL
+from coreset.model_names import MIN_SIZE as MODEL_MIN_SIZE
 from coreset.model_names import NAMES as MODELS
 from coreset.scores.registry import WINDOWS
 from coreset.training_options import AUGMENTS, LOADERS, REPORTS, SCHEDULES
@@ -226,6 +229,38 @@ class PretrainParams(TrainParams):
     seeds: tuple[int, ...] = field(metadata=_check(SEEDS))
 
 
+@dataclass(frozen=True, kw_only=True)
+class CoresetTrainParams(TrainParams):
+    """The `train` section: a TrainParams plus the protocol of the coreset runs (coreset.dynamic):
+    the budget (epochs over the subset, or a fixed number of SGD steps) and the selection during
+    training. Pretraining and the attacker always train for `epochs` over their full data."""
+
+    budget: str = field(metadata=_check(Choice(BUDGETS)))
+    steps: int = field(metadata=_check(Int(0)))  # >= 1 when budget is steps (see parse)
+    dynamic: str = field(metadata=_check(Choice(DYNAMIC)))
+    dynamic_ratio: float = field(metadata=_check(Num(0.0, 1.0, low_open=True)))
+    infobatch_prune: float = field(metadata=_check(Num(0.0, 1.0, high_open=True)))
+    infobatch_anneal: float = field(metadata=_check(Num(0.0, 1.0)))
+
+    def protocol(self) -> dict[str, Any]:
+        """What every result records about how it was trained (and coreset.dynamic.protocol_line
+        states in a caption): the budget and its length, batch, reported epoch, dynamic method."""
+        out = {"budget": self.budget, "epochs": self.epochs, "steps": self.steps,
+               "batch_size": self.batch_size, "report": self.report, "dynamic": self.dynamic}
+        if self.dynamic == "rs2":
+            out["dynamic_ratio"] = self.dynamic_ratio
+        if self.dynamic == "infobatch":
+            out |= {"infobatch_prune": self.infobatch_prune,
+                    "infobatch_anneal": self.infobatch_anneal}
+        return out
+
+    def protocol_line(self) -> str:
+        """The caption sentence of :meth:`protocol` (coreset.dynamic.protocol_line)."""
+        return protocol_line(budget_mode=self.budget, epochs=self.epochs, steps=self.steps,
+                             batch_size=self.batch_size, report=self.report,
+                             dynamic=self.dynamic, dynamic_ratio=self.dynamic_ratio)
+
+
 @dataclass(frozen=True)
 class Embed:
     batch_size: int = field(metadata=_check(Int(1)))
@@ -293,7 +328,7 @@ class Params:
     pretrain: PretrainParams = field(metadata=_check(_section(PretrainParams)))
     attacker: TrainParams = field(metadata=_check(_section(TrainParams)))
     embed: Embed = field(metadata=_check(_section(Embed)))
-    train: TrainParams = field(metadata=_check(_section(TrainParams)))
+    train: CoresetTrainParams = field(metadata=_check(_section(CoresetTrainParams)))
     recipes: dict[str, Recipe] = field(metadata=_check(_recipes))
 
 
@@ -353,11 +388,22 @@ def parse(tree: Any) -> Params:
         raise _fail("corrupt.images.rate", c.images.rate,
                     f"at most 1 - corrupt.adversarial.rate = {1 - c.adversarial.rate:g} "
                     "(corrupted and adversarial images are disjoint)")
+    _check_protocol(p.train)
     for name in p.selectors:
         if name not in p.recipes:
             raise _fail("selectors", name,
                         f"a recipe defined under `recipes:` ({', '.join(p.recipes)})")
     return p
+
+
+def _check_protocol(t: CoresetTrainParams) -> None:
+    """The train keys that depend on each other."""
+    if t.budget == "steps" and t.steps < 1:
+        raise _fail("train.steps", t.steps, "an integer >= 1 when train.budget is steps")
+    if t.budget == "steps" and t.dynamic == "infobatch":
+        # InfoBatch's pruning and annealing phases are counted in epochs of a known number
+        raise _fail("train.dynamic", t.dynamic,
+                    "none or rs2 when train.budget is steps (InfoBatch anneals over epochs)")
 
 
 def load(path: str | Path = "params.yaml") -> Params:
@@ -410,8 +456,22 @@ def check_ratio(ratio: float, counts: np.ndarray, source: str) -> None:
                     f"1/{counts.min()} = {1 / counts.min():.4g}")
 
 
+def check_model_sizes(p: Params, image_size: int, source: str) -> None:
+    """Every model named in params.yaml accepts the dataset's ``image_size`` (read from
+    ``source``): LeNet, VGG-11 and Inception v3 need more than digits' 8 px."""
+    for key in ("attacker", "pretrain", "train"):
+        name = getattr(p, key).model
+        if image_size < MODEL_MIN_SIZE.get(name, 0):
+            raise _fail(f"{key}.model", name,
+                        f"a model for {image_size} px images ({source}): {name} needs at least "
+                        f"{MODEL_MIN_SIZE[name]} px")
+
+
 def check_runtime(p: Params, data_counts: tuple[np.ndarray, str] | None = None) -> None:
     """The machine-dependent and data-dependent checks (see the module docstring)."""
     check_device(p.device)
     if data_counts is not None:
+        from coreset import artifacts
+
         check_ratio(p.ratio, *data_counts)
+        check_model_sizes(p, artifacts.meta().image_size, str(artifacts.RAW / "meta.json"))

@@ -37,7 +37,7 @@ from coreset.report import experiments
 from coreset.report.specs import ABLATION, BOOSTED
 
 TABLES = ("selectors_x_ratios", "robustness", "ablation", "boosted", "overlap",
-          "pretrain_epochs")
+          "pretrain_epochs", "generalisation")
 REPORTS = {"ablation": ("ablation", "windows")}  # table -> report names (default: itself)
 PAPER_RATIOS = (0.2, 0.3, 0.4, 0.6, 0.8)  # Moderate, Tables 5-7
 ROBUST_RATIOS = (0.2, 0.3)  # Moderate, Tables 3, 4, 10
@@ -60,6 +60,12 @@ SCENARIOS = [  # Moderate: label noise (Tables 3, 10), corrupted images and adve
 TINY_SCENARIOS = [SCENARIOS[0], SCENARIOS[4], SCENARIOS[7]]  # labels 20%, images 20%, FGSM
 PRETRAIN_EPOCHS = (1, 2, 5, 10, 20)  # DeepCore Table 4 / the slides: epochs before scoring
 TINY_PRETRAIN_EPOCHS = (1, 2, 3)
+# Moderate, Table 8: coresets selected with ResNet-50 (pretrain.model), each trained on these
+GENERALISATION_MODELS = ("resnet50", "se_resnet18", "efficientnet_b0", "shufflenet_v2", "vit_s")
+GENERALISATION_SELECTOR = "resnet50"
+# --tiny: quick models that accept digits' 8 px, selected with small_cnn
+TINY_GENERALISATION_MODELS = ("mnist_cnn", "mlp", "alexnet")
+TINY_GENERALISATION_SELECTOR = "small_cnn"
 # Params that change nothing before select@: experiments that differ only in these share every
 # upstream stage (download .. score).
 DOWNSTREAM = ("ratio", "seeds", "device", "cpu_threads", "train.")
@@ -152,12 +158,15 @@ def plan(table: str, base: dict[str, Any], *, tiny: bool = False, preset: str | 
         chosen = TINY_SELECTORS
     if chosen is not None:
         fixed["selectors"] = list(chosen)
+    if table == "generalisation":  # one selecting architecture for every cell
+        fixed.setdefault("pretrain.model",
+                         TINY_GENERALISATION_SELECTOR if tiny else GENERALISATION_SELECTOR)
     return Plan(table, fixed, _cells(table, base, tiny, ratios), smoke=tiny)
 
 
 def _cells(table: str, base: dict[str, Any], tiny: bool, ratios: Sequence[float] | None
            ) -> list[dict[str, Any]]:
-    if table in ("overlap", "pretrain_epochs"):
+    if table in ("overlap", "pretrain_epochs", "generalisation"):
         default: Sequence[float] = (base["ratio"],)
     elif table == "robustness":
         default = ROBUST_RATIOS[:1] if tiny else ROBUST_RATIOS
@@ -170,6 +179,9 @@ def _cells(table: str, base: dict[str, Any], tiny: bool, ratios: Sequence[float]
     if table == "pretrain_epochs":
         epochs = TINY_PRETRAIN_EPOCHS if tiny else PRETRAIN_EPOCHS
         return [{"pretrain.epochs": e, **r} for r in by_ratio for e in epochs]
+    if table == "generalisation":
+        models = TINY_GENERALISATION_MODELS if tiny else GENERALISATION_MODELS
+        return [{"train.model": m, **r} for r in by_ratio for m in models]
     return by_ratio
 
 

@@ -11,16 +11,20 @@ from coreset import artifacts
 from coreset.config import Params
 from coreset.io import load_npz
 from coreset.scores.context import ModelAccess, ScoringContext
+from coreset.scores.dynamics import FIELDS
 
 
 def build_context(p: Params, with_model: bool) -> ScoringContext:
     """The embed/pretrain artifacts as a ScoringContext; the model is attached lazily."""
     emb, dyn = load_npz(artifacts.EMBED), load_npz(artifacts.DYNAMICS)
     labels = np.load(artifacts.TRAIN / "labels.npy")
+    # the per-epoch margins and probabilities (AUM, CCS, Dyn-Unc, TDDS): absent from a
+    # dynamics.npz written before they were recorded, which those selectors then name
+    extra = {name: dyn[key] for name, key in FIELDS.items() if key in dyn}
     return ScoringContext(
         labels=labels, num_classes=artifacts.meta().num_classes, features=emb["features"],
         probs=emb["probs"], loss=emb["loss"], correct=dyn["correct"], epoch_loss=dyn["loss"],
-        grad_norm=emb["grad_norm"], model=_model_access(p) if with_model else None,
+        grad_norm=emb["grad_norm"], model=_model_access(p) if with_model else None, **extra,
     )
 
 

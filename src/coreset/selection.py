@@ -180,7 +180,8 @@ def _checked_pick(scores: np.ndarray, window: str, rng: np.random.Generator, lo:
         ranked = int(np.isfinite(scores).sum())
         raise ValueError(
             f"the window {window!r} needs {k} ranked samples of {len(scores)} but the score ranks "
-            f"only {ranked} (a greedy order stops at ceil(max_ratio * n) picks and leaves the "
-            f"rest -inf): raise the recipe's max_ratio to at least the ratio"
-            + ("" if window == "top" else ", or to 1.0 for this window"))
+            f"only {ranked} (a greedy order stops at ceil(max_ratio * n) picks, and ccs and d2 "
+            f"leave their hard cut unranked: the rest is -inf): raise the recipe's max_ratio to "
+            f"at least the ratio" + ("" if window == "top" else ", or to 1.0 for this window")
+            + ", or lower its hard_cut")
     return picked

@@ -24,7 +24,9 @@ from torch import nn
 
 from coreset.config import TrainParams
 from coreset.data.stream import DeviceImages, Images
+from coreset.dynamic import Budget, InfoBatch, Planner, budget, make_planner, progress
 from coreset.progress import EpochProgress
+from coreset.scores.dynamics import FIELDS, record
 
 
 def pick_device(name: str = "auto", cpu_threads: int = 0) -> torch.device:
@@ -93,16 +95,41 @@ def augment_batch(x: torch.Tensor, shifts: torch.Tensor, flips: torch.Tensor,
     return padded.reshape(b, c, -1).gather(2, idx.expand(b, c, h * w)).reshape(b, c, h, w)
 
 
-def make_optimizer(model: nn.Module, p: TrainParams, steps_per_epoch: int):
-    """SGD + a per-iteration schedule (cosine, multistep, step or constant over epochs)."""
+class Clock:
+    """Where a run stands for its lr schedule: ``fraction`` of the budget done (in [0, 1]) and
+    ``epoch``, the fractional epoch in epochs of the nominal budget (what milestones count).
+
+    Fixed-size epochs (no dynamic selection, RS2) derive both from the step count, exactly as a
+    plain epochs run always has: fraction = step / total, epoch = step / steps_per_epoch
+    (epochs budget) or fraction * train.epochs (steps budget). InfoBatch's epochs change size
+    with the losses, so :meth:`set` places it at (epoch + step_in_epoch / steps_in_epoch) / E
+    after each step, which ends the schedule on the last step all the same."""
+
+    def __init__(self, b: Budget, nominal_epochs: int) -> None:
+        self.budget, self.nominal = b, nominal_epochs
+        self.manual: float | None = None
+
+    def set(self, fraction: float) -> None:
+        self.manual = fraction
+
+    def at(self, step: int) -> tuple[float, float]:
+        if self.manual is not None:
+            return self.manual, self.manual * self.nominal
+        fraction = progress(step, self.budget.total_steps)
+        if self.budget.mode == "epochs":
+            return fraction, step / self.budget.steps_per_epoch
+        return fraction, fraction * self.nominal
+
+
+def make_optimizer(model: nn.Module, p: TrainParams, clock: Clock):
+    """SGD + a per-iteration schedule (cosine, multistep, step or constant) read off ``clock``."""
     opt = torch.optim.SGD(model.parameters(), lr=p.lr, momentum=p.momentum,
                           weight_decay=p.weight_decay, nesterov=p.nesterov and p.momentum > 0)
-    total = p.epochs * steps_per_epoch
 
     def factor(step: int) -> float:
-        epoch = step / steps_per_epoch
+        fraction, epoch = clock.at(step)
         if p.schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * step / total))
+            return 0.5 * (1 + math.cos(math.pi * fraction))
         if p.schedule == "multistep":
             return p.gamma ** sum(epoch >= m for m in p.milestones)
         if p.schedule == "step":
@@ -117,6 +144,8 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     correct: np.ndarray | None = None  # (E, N) bool, per-epoch training correctness
     loss: np.ndarray | None = None  # (E, N) float32, per-epoch training loss
+    # (E, N) float32 arrays keyed margin, prob, prob_margin (scores.dynamics.record)
+    dynamics: dict[str, np.ndarray] = field(default_factory=dict)
 
     def accuracy(self, report: str) -> float:
         """Final-epoch test accuracy, or the best over epochs (test-set selection, as the Moderate
@@ -168,27 +197,72 @@ def _training_autocast(device: torch.device):
 
 @dataclass
 class _Dynamics:
-    """Per-sample correctness and loss of one epoch, scattered on the device, copied to the host
-    once per epoch into (E, N) arrays."""
+    """Per-sample correctness, loss and logits of one epoch, scattered on the device, copied to
+    the host once per epoch into (E, N) arrays; the logits become AUM's margin and the assigned
+    label's probability there (scores.dynamics.record, the same numbers for every device)."""
 
     correct: np.ndarray
     loss: np.ndarray
+    extra: dict[str, np.ndarray]
     epoch_correct: torch.Tensor
     epoch_loss: torch.Tensor
+    epoch_logits: torch.Tensor
+    labels: np.ndarray
 
     @classmethod
-    def empty(cls, epochs: int, n: int, device: torch.device) -> _Dynamics:
+    def empty(cls, epochs: int, labels: torch.Tensor, num_classes: int) -> _Dynamics:
+        n, device = len(labels), labels.device
         return cls(np.zeros((epochs, n), bool), np.zeros((epochs, n), np.float32),
+                   {key: np.zeros((epochs, n), np.float32) for key in FIELDS.values()},
                    torch.zeros(n, dtype=torch.bool, device=device),
-                   torch.zeros(n, dtype=torch.float32, device=device))
+                   torch.zeros(n, dtype=torch.float32, device=device),
+                   torch.zeros(n, num_classes, dtype=torch.float32, device=device),
+                   labels.cpu().numpy())
 
-    def record(self, idx: torch.Tensor, hit: torch.Tensor, ce: torch.Tensor) -> None:
+    def record(self, idx: torch.Tensor, hit: torch.Tensor, ce: torch.Tensor,
+               logits: torch.Tensor) -> None:
         self.epoch_correct[idx] = hit
         self.epoch_loss[idx] = ce
+        self.epoch_logits[idx] = logits
 
     def end_epoch(self, epoch: int) -> None:
         self.correct[epoch] = self.epoch_correct.cpu().numpy()
         self.loss[epoch] = self.epoch_loss.cpu().numpy()
+        for key, values in record(self.epoch_logits.cpu().numpy(), self.labels).items():
+            self.extra[key][epoch] = values
+
+    def into(self, result: FitResult, epochs: int) -> None:
+        result.correct, result.loss = self.correct[:epochs], self.loss[:epochs]
+        result.dynamics = {key: arr[:epochs] for key, arr in self.extra.items()}
+
+
+def _planner(p: TrainParams, n: int, seed: int) -> Planner:
+    """The dynamic selection of ``p`` (the train section's ``dynamic``; pretrain and the attacker
+    have none) over the positions 0..n-1 of the subset being trained on."""
+    return make_planner(getattr(p, "dynamic", "none"), np.arange(n), epochs=p.epochs, seed=seed,
+                        ratio=getattr(p, "dynamic_ratio", 1.0),
+                        prune=getattr(p, "infobatch_prune", 0.0),
+                        anneal=getattr(p, "infobatch_anneal", 0.0))
+
+
+def _budget(p: TrainParams, planner: Planner) -> Budget:
+    """The run's budget: the train section's ``budget``/``steps``; epochs for the others. The
+    epoch size is RS2's per-epoch share; InfoBatch's nominal epoch is the whole pool."""
+    size = planner.epoch_size(0)
+    n = len(planner.pool) if size is None else size
+    return budget(getattr(p, "budget", "epochs"), n, p.batch_size, p.epochs,
+                  getattr(p, "steps", 0))
+
+
+def _epoch_weights(positions: np.ndarray, w: np.ndarray, n: int,
+                   device: torch.device) -> torch.Tensor | None:
+    """The planner's loss weights as an (n,) device tensor indexed by position; None when they
+    are all 1 (the plain mean, bitwise the loss of a run without dynamic selection)."""
+    if np.all(w == 1):
+        return None
+    full = np.zeros(n, dtype=np.float32)
+    full[positions] = w
+    return torch.from_numpy(full).to(device)
 
 
 def fit(
@@ -209,53 +283,84 @@ def fit(
     """Train ``model`` with SGD on uint8 ``images`` (N, H, W, C): a tensor on the device or a
     batch source (data/stream.py); ``labels`` (and ``weights``) on the same device.
 
-    ``weights`` (N,) turn the loss into sum(w * ce) / sum(w) per batch (Craig, GradMatch).
-    ``record_dynamics`` stores each sample's correctness and loss on its augmented mini-batch
-    every epoch (what Forgetting needs, as Toneva et al. record it).
+    The protocol (a ``CoresetTrainParams``; other TrainParams train ``epochs`` passes):
+    ``budget`` epochs or steps (coreset.dynamic.budget: the run stops at its total steps and the
+    lr schedule spans them), ``dynamic`` none, rs2 or infobatch (coreset.dynamic.make_planner over
+    the N samples: each epoch trains on the planner's samples, shuffled by the run's generator).
+    The loss of a batch is sum(w * w_dyn * ce) / sum(w) (``weights`` w: Craig, GradMatch; 1 when
+    absent; w_dyn the planner's weight, InfoBatch's rescaling, not renormalised away).
+    ``record_dynamics`` stores each sample's correctness, loss and logit margins on its augmented
+    mini-batch every epoch (what Forgetting and AUM need, as Toneva et al. and Pleiss et al.
+    record them).
     """
     images = _as_source(images)
     device = images.device
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     n = len(images)
-    opt, sched = make_optimizer(model, p, math.ceil(n / p.batch_size))
-    dyn = _Dynamics.empty(p.epochs, n, device) if record_dynamics else None
+    planner = _planner(p, n, seed)
+    b = _budget(p, planner)
+    clock = Clock(b, p.epochs)
+    opt, sched = make_optimizer(model, p, clock)
+    dyn = None
+    if record_dynamics:
+        dyn = _Dynamics.empty(b.epochs, labels, model.classifier.out_features)
     step = _train_step(model, opt, norm, device, compile_model=p.compile)
-    result, progress = FitResult(), EpochProgress(p.epochs, desc)
-    for epoch in range(p.epochs):
+    losses = torch.zeros(n, dtype=torch.float32, device=device) \
+        if isinstance(planner, InfoBatch) else None
+    result, bar = FitResult(), EpochProgress(b.epochs, desc)
+    steps_done, epoch = 0, 0
+    # InfoBatch's pruned epochs take fewer steps than the nominal budget counts: it stops after
+    # its E epochs; every other plan reaches both limits together
+    while epoch < b.epochs and steps_done < b.total_steps:
         model.train()
-        order = torch.randperm(n, generator=gen)
-        draws = draw_augment(n, augment, gen)
+        positions, w_dyn = planner.plan(epoch)
+        m = len(positions)
+        order = torch.from_numpy(positions)[torch.randperm(m, generator=gen)]
+        draws = draw_augment(m, augment, gen)
         if draws is not None:
             draws = tuple(d.to(device) for d in draws)
+        w_epoch = _epoch_weights(positions, w_dyn, n, device)
+        in_epoch = min(math.ceil(m / p.batch_size), b.total_steps - steps_done)
         sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss, hits: read per epoch
         start = 0
-        for idx, raw in images.batches(order, p.batch_size):
+        for i, (idx, raw) in enumerate(images.batches(order[: in_epoch * p.batch_size],
+                                                      p.batch_size)):
             x = norm.unit(raw)
             if draws is not None:
                 x = augment_batch(x, *(d[..., start : start + len(idx)] for d in draws))
             start += len(idx)
             y = labels[idx]
-            ce, hit = step(x, y, None if weights is None else weights[idx])
+            ce, hit, out = step(x, y, None if weights is None else weights[idx],
+                                None if w_epoch is None else w_epoch[idx])
+            if isinstance(planner, InfoBatch):
+                clock.set((epoch + (i + 1) / in_epoch) / p.epochs)
             sched.step()
             sums += torch.stack([ce.sum(), hit.sum()]).double()
             if dyn is not None:
-                dyn.record(idx, hit, ce)
+                dyn.record(idx, hit, ce, out)
+            if losses is not None:
+                losses[idx] = ce
+        steps_done += in_epoch
         total_loss, total_hits = sums.tolist()
-        row = {"epoch": epoch + 1, "train_loss": total_loss / n, "train_acc": total_hits / n,
-               "lr": opt.param_groups[0]["lr"]}
+        row = {"epoch": epoch + 1, "train_loss": total_loss / start,
+               "train_acc": total_hits / start, "lr": opt.param_groups[0]["lr"]}
+        if losses is not None:  # InfoBatch's scores: one copy per epoch, not per step
+            seen = order[:start].numpy()
+            planner.update(seen, losses.cpu().numpy()[seen])
         if test is not None:
             logits, _ = predict(model, test[0], norm)
             row["test_acc"] = float((logits.argmax(1) == test[1]).float().mean())
         if dyn is not None:
             dyn.end_epoch(epoch)
         result.history.append(row)
-        progress.update(row)
+        bar.update(row)
         if on_epoch is not None:
             on_epoch(row)
-    progress.close()
+        epoch += 1
+    bar.close()
     if dyn is not None:
-        result.correct, result.loss = dyn.correct, dyn.loss
+        dyn.into(result, epoch)
     return result
 
 
@@ -268,17 +373,31 @@ def _train_step(model: nn.Module, opt: torch.optim.Optimizer, norm: Normalizer,
         model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if compile_model else model
 
-    def step(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None):
+    def step(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None,
+             w_dyn: torch.Tensor | None = None):
         x = norm(x)
         if cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         with _training_autocast(device):
             out = forward(x)
-        ce = F.cross_entropy(out.float(), y, reduction="none")
-        loss = ce.mean() if w is None else (w * ce).sum() / w.sum().clamp_min(1e-12)
+        out = out.float()
+        ce = F.cross_entropy(out, y, reduction="none")
+        loss = _batch_loss(ce, w, w_dyn)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return ce.detach(), out.detach().argmax(1) == y
+        out = out.detach()
+        return ce.detach(), out.argmax(1) == y, out
 
     return step
+
+
+def _batch_loss(ce: torch.Tensor, w: torch.Tensor | None, w_dyn: torch.Tensor | None
+                ) -> torch.Tensor:
+    """sum(w * w_dyn * ce) / sum(w), w = 1 when absent: the plain mean without weights; InfoBatch's
+    mean(w_dyn * ce) with unit static weights (dividing by sum(w_dyn) would undo its rescaling)."""
+    if w_dyn is not None:
+        ce = w_dyn * ce
+    if w is None:
+        return ce.mean()
+    return (w * ce).sum() / w.sum().clamp_min(1e-12)

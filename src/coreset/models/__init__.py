@@ -104,6 +104,12 @@ MODELS: dict[str, Callable[[int, int, int], Classifier]] = {
 }
 
 
+# DeepCore's and the Moderate generalisation table's architectures (models/zoo.py)
+from coreset.models.zoo import ZOO  # noqa: E402  (zoo reads Classifier lazily: no cycle)
+
+MODELS.update(ZOO)
+
+
 def resolve(name: str, in_channels: int, image_size: int) -> str:
     """``auto`` -> mnist_cnn for greyscale images up to 28 px (digits, MNIST, QMNIST,
     Fashion-MNIST), resnet18 otherwise (colour, or larger images)."""

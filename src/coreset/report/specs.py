@@ -93,4 +93,10 @@ SPECS: dict[str, Spec] = {
         order=lambda p: (p["ratio"], p["pretrain.epochs"]),
         x="pretrain.epochs", xlabel="pretraining epochs",
         panel=lambda p: f"ratio {percent(p['ratio'])}", min_x=2),
+    "generalisation": Spec(
+        "generalisation", "Coresets selected with one architecture, trained on others "
+        "(Moderate, Table 8)", ("train.model", "ratio"), None,
+        header=lambda p: (p["train.model"], percent(p["ratio"])),
+        order=lambda p: (p["train.model"], p["ratio"]),
+        x="ratio", xlabel="selection ratio (%)", panel=lambda p: p["train.model"]),
 }

@@ -85,6 +85,8 @@ def markdown(df: pd.DataFrame, p: Params, perturbed_total: float) -> str:
         f"{p.train.report}-epoch test accuracy (%), perturbed in the full set: "
         f"{100 * perturbed_total:.1f} %",
         "",
+        p.train.protocol_line(),
+        "",
         "| selector | method | window | kept | accuracy | kept perturbed |",
         "|---|---|---|---:|---:|---:|",
     ]

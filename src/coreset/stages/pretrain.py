@@ -1,5 +1,7 @@
 """pretrain: train the feature extractor(s) on the full (perturbed) training split, one per
-pretrain seed, recording per-epoch per-sample correctness and loss (training dynamics).
+pretrain seed, recording per-epoch per-sample training dynamics: correctness, loss, and the
+margin, assigned-label probability and probability margin (scores.dynamics.record) that AUM, CCS,
+Dyn-Unc and TDDS read; each (S, E, N) in data/dynamics.npz.
 
 Usage: python -m coreset.stages.pretrain   (reads pretrain.* in params.yaml)
 """
@@ -28,7 +30,7 @@ def outputs(p: Params, argv: list[str]) -> list[Path]:
 
 def main(p: Params, argv: list[str]) -> None:
     train = artifacts.training_set()
-    correct, losses = [], []
+    runs = []
     with atomic_dir(artifacts.PRETRAIN) as folder:
         for seed in p.pretrain.seeds:
             model, name, result = train_model(
@@ -37,10 +39,9 @@ def main(p: Params, argv: list[str]) -> None:
                 record_dynamics=True,
             )
             artifacts.save_model(folder / f"seed{seed}.pt", model, name, artifacts.meta())
-            correct.append(result.correct)
-            losses.append(result.loss)
+            runs.append({"correct": result.correct, "loss": result.loss, **result.dynamics})
             print(f"pretrain seed {seed}: test accuracy {result.history[-1]['test_acc']:.4f}")
-    save_npz(artifacts.DYNAMICS, correct=np.stack(correct), loss=np.stack(losses))
+    save_npz(artifacts.DYNAMICS, **{key: np.stack([r[key] for r in runs]) for key in runs[0]})
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ def main(p: Params, argv: list[str]) -> None:
         "accuracy": result.accuracy(p.train.report), "report": p.train.report,
         "final_acc": result.history[-1]["test_acc"],
         "best_acc": result.history[best]["test_acc"], "best_epoch": best + 1,
+        "epochs_run": len(result.history), "protocol": p.train.protocol(),
     })
     print(f"train@{name}-{seed}: {p.train.report} test accuracy "
           f"{result.accuracy(p.train.report):.4f} on {len(idx)} samples")
