@@ -89,7 +89,7 @@ def test_subcommands_get_their_argv_unchanged(monkeypatch):
 def test_unknown_subcommand_is_one_line_and_exit_2(capsys):
     assert cli.main(["frobnicate"]) == 2
     assert capsys.readouterr().err == ("error: unknown command 'frobnicate'; known: check, table, "
-                                       "report, export, kept\n")
+                                       "report, export, kept, show\n")
 
 
 def test_python_dash_m_coreset_runs_the_dispatcher():
