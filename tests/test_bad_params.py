@@ -94,6 +94,15 @@ CASES = [
     ({"pretrain.epochs": -3}, None), ({"attacker.model": "lenet9"}, None),
     ({"attacker.lr": INF}, None), ({"embed.batch_size": 0}, None),
     ({"embed.batchsize": 256}, None),
+    # the training protocol (train only: pretrain and the attacker train epochs over their data)
+    ({"train.budget": "iterations"}, None), ({"train.budget": DEL}, None),
+    ({"train.budget": "steps"}, "train.steps"), ({"train.steps": -1}, None),
+    ({"train.steps": 1.5}, None), ({"train.dynamic": "rs3"}, None),
+    ({"train.dynamic": "infobatch", "train.budget": "steps", "train.steps": 100},
+     "train.dynamic"),
+    ({"train.dynamic_ratio": 0}, None), ({"train.dynamic_ratio": 1.5}, None),
+    ({"train.infobatch_prune": 1.0}, None), ({"train.infobatch_anneal": -0.1}, None),
+    ({"pretrain.budget": "steps"}, None), ({"attacker.dynamic": "rs2"}, None),
     # recipes
     ({"recipes.el2n.window": "middle"}, None), ({"recipes.el2n.method": "el3n"}, None),
     ({"recipes.el2n.balance": "yes"}, None), ({"recipes.el2n.balance": DEL}, None),

@@ -111,3 +111,41 @@ def test_ratio_must_keep_a_sample_of_every_class(counts, ratio, refused_class):
     with pytest.raises(ConfigError, match=rf"^params.yaml: ratio = {ratio} is not allowed: .*"
                        rf"class {refused_class} has {counts[refused_class]} training samples"):
         check_ratio(ratio, np.array(counts), "labels.npy")
+
+
+def test_steps_budget_needs_steps_in_one_line():
+    tree = with_value("train.budget", "steps")
+    with pytest.raises(ConfigError) as err:
+        parse(tree)
+    assert str(err.value) == ("params.yaml: train.steps = 0 is not allowed: an integer >= 1 when "
+                              "train.budget is steps")
+    tree["train"]["steps"] = 500
+    assert parse(tree).train.steps == 500
+
+
+def test_protocol_keys_exist_only_under_train():
+    p = load(ROOT / "params.yaml")
+    assert (p.train.budget, p.train.steps, p.train.dynamic) == ("epochs", 0, "none")
+    assert (p.train.dynamic_ratio, p.train.infobatch_prune, p.train.infobatch_anneal) == \
+        (0.1, 0.5, 0.125)
+    assert not hasattr(p.pretrain, "budget") and not hasattr(p.attacker, "dynamic")
+    assert p.train.protocol() == {"budget": "epochs", "epochs": 30, "steps": 0,
+                                  "batch_size": 64, "report": "final", "dynamic": "none"}
+    assert p.train.protocol_line() == ("Protocol: 30 epochs over the subset, batch 64, "
+                                       "final-epoch accuracy.")
+
+
+def test_every_zoo_model_is_a_name_and_small_inputs_are_refused_in_one_line():
+    from coreset.config import check_model_sizes
+    from coreset.model_names import MIN_SIZE, NAMES
+    from coreset.models import zoo
+
+    assert set(zoo.ZOO) <= set(NAMES)
+    assert {name: px for name, px in zoo.MIN_SIZE.items() if px > 8} == MIN_SIZE
+    p = parse(with_value("train.model", "lenet"))
+    check_model_sizes(p, 16, "meta.json")  # LeNet's smallest input passes
+    with pytest.raises(ConfigError) as err:
+        check_model_sizes(p, 8, "data/raw/meta.json")
+    assert str(err.value) == ("params.yaml: train.model = 'lenet' is not allowed: a model for "
+                              "8 px images (data/raw/meta.json): lenet needs at least 16 px")
+    check_model_sizes(parse(with_value("train.model", "alexnet")), 8, "meta.json")

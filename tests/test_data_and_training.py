@@ -5,12 +5,15 @@ import pytest
 import torch
 from PIL import Image
 
-from coreset.config import TrainParams
+from coreset.config import CoresetTrainParams, TrainParams
 from coreset.data import datasets
+from coreset.dynamic import budget
 from coreset.models import create
 from coreset.progress import EpochProgress
 from coreset.training import (
+    Clock,
     Normalizer,
+    _batch_loss,
     augment_batch,
     draw_augment,
     fit,
@@ -120,7 +123,7 @@ def test_augment_crop_flip_matches_naive_loop():
 def test_multistep_schedule_values():
     p = TrainParams(**{**TP.__dict__, "schedule": "multistep", "milestones": (1, 2), "gamma": 0.5,
                        "epochs": 3})
-    opt, sched = make_optimizer(torch.nn.Linear(2, 2), p, steps_per_epoch=2)
+    opt, sched = make_optimizer(torch.nn.Linear(2, 2), p, Clock(budget("epochs", 4, 2, 3), 3))
     lrs = []
     for _ in range(6):
         lrs.append(opt.param_groups[0]["lr"])
@@ -201,3 +204,88 @@ def test_auto_model_is_the_plain_mnist_cnn_for_small_greyscale_images():
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert len(convs) == 2 and len(linears) == 2  # the slides' 2 conv + 2 fc network
     assert linears[0].in_features == 64 * 12 * 12  # 28 -> 26 -> 24 -> pool 12
+
+
+# --- the training protocol: budget, dynamic selection, recorded dynamics ------------------------
+
+PROTOCOL = {"budget": "epochs", "steps": 0, "dynamic": "none", "dynamic_ratio": 0.1,
+            "infobatch_prune": 0.5, "infobatch_anneal": 0.125}
+
+
+def _protocol_fit(epochs=3, **protocol):
+    """A fit under a train-section protocol; returns the model, the result and the number of
+    samples of each training forward pass, grouped by epoch (via history length)."""
+    p = CoresetTrainParams(**{**TP.__dict__, "epochs": epochs, **PROTOCOL, **protocol})
+    split = datasets.load("digits", "unused")
+    x, y = torch.from_numpy(split.train_images[:200]), torch.from_numpy(split.train_labels[:200])
+    torch.manual_seed(0)
+    model = create("small_cnn", 10, 1, 8)
+    sizes: list[list[int]] = [[]]
+    model.register_forward_pre_hook(
+        lambda m, args: sizes[-1].append(len(args[0])) if m.training else None)
+    res = fit(model, x, y, p, Normalizer([0.3], [0.4], torch.device("cpu")), seed=0,
+              on_epoch=lambda row: sizes.append([]))
+    return model, res, sizes[:-1]
+
+
+def test_default_protocol_trains_bitwise_as_before():
+    """budget epochs + dynamic none (the params.yaml defaults) is the plain loop: the same weights,
+    bit for bit, as a TrainParams without protocol keys (pretrain's and the attacker's)."""
+    m1, r1 = _tiny_fit(0)
+    m2, r2, sizes = _protocol_fit()
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert [{k: v for k, v in h.items() if k != "test_acc"} for h in r1.history] == r2.history
+    assert sizes == [[32] * 6 + [8]] * 3
+
+
+def test_steps_budget_stops_at_its_steps_and_ends_the_schedule():
+    # 200 samples at batch 32: 7 steps per pass; 10 steps = one pass + 3 batches
+    _, res, sizes = _protocol_fit(epochs=30, budget="steps", steps=10)
+    assert sizes == [[32] * 6 + [8], [32] * 3]
+    assert len(res.history) == 2 and res.history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert res.history[0]["lr"] == pytest.approx(0.05 * 0.5 * (1 + np.cos(np.pi * 7 / 10)))
+
+
+def test_rs2_trains_each_epoch_on_its_share():
+    # ratio 0.25 of 200: 50 samples per epoch, 2 steps each; the schedule spans 3 x 2 steps
+    _, res, sizes = _protocol_fit(dynamic="rs2", dynamic_ratio=0.25)
+    assert sizes == [[32, 18]] * 3
+    assert res.history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+    m1, r1, _ = _protocol_fit(dynamic="rs2", dynamic_ratio=0.25)
+    m2, r2, _ = _protocol_fit(dynamic="rs2", dynamic_ratio=0.25)
+    assert r1.history == r2.history  # seeded: bitwise the same run
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_infobatch_prunes_between_a_full_first_and_a_full_annealing_epoch():
+    _, res, sizes = _protocol_fit(epochs=8, dynamic="infobatch")
+    seen = [sum(s) for s in sizes]
+    assert seen[0] == 200 and seen[-1] == 200  # first epoch full; last 1 of 8 anneals
+    assert all(s < 200 for s in seen[1:-1])  # a share of the below-mean losses is dropped
+    assert res.history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_batch_loss_keeps_infobatch_rescaling_by_hand():
+    ce = torch.tensor([1.0, 2.0, 3.0])
+    assert _batch_loss(ce, None, None) == pytest.approx(2.0)
+    assert _batch_loss(ce, None, torch.tensor([2.0, 1.0, 1.0])) == pytest.approx(7 / 3)
+    w = torch.tensor([1.0, 1.0, 2.0])
+    assert _batch_loss(ce, w, None) == pytest.approx(9 / 4)
+    # sum(w * w_dyn * ce) / sum(w): (2 + 2 + 6) / 4, not divided by sum(w_dyn) as well
+    assert _batch_loss(ce, w, torch.tensor([2.0, 1.0, 1.0])) == pytest.approx(10 / 4)
+
+
+def test_recorded_dynamics_agree_with_loss_and_correctness():
+    """The margins and probabilities come from the same forward pass as the recorded loss and
+    correctness: prob = exp(-loss) (cross-entropy is -log p_y), and a sample is correct exactly
+    when its logit margin (and its probability margin) is positive."""
+    _, res = _tiny_fit(0)
+    d = res.dynamics
+    assert set(d) == {"margin", "prob", "prob_margin"}
+    assert all(a.shape == res.loss.shape and a.dtype == np.float32 for a in d.values())
+    np.testing.assert_allclose(d["prob"], np.exp(-res.loss), rtol=1e-4, atol=1e-6)
+    assert np.array_equal(d["margin"] > 0, res.correct)
+    assert np.array_equal(d["prob_margin"] > 0, res.correct)
+    assert d["prob_margin"].min() >= -1 and d["prob_margin"].max() <= 1

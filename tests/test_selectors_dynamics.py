@@ -183,3 +183,33 @@ def test_d2_matches_the_dense_brute_force():
     expected = d2_dense(x, importance, 4, 0.3, 0.5, 20)
     assert np.argsort(-s, kind="stable")[:20].tolist() == expected
     assert np.isneginf(s).sum() == 20
+
+
+def test_build_context_passes_the_recorded_dynamics_on(tmp_path, monkeypatch):
+    """score_inputs reads margin, prob and prob_margin from data/dynamics.npz into the context
+    (and leaves them None for a dynamics.npz written before they were recorded)."""
+    import json
+
+    from coreset import config, score_inputs
+    from coreset.io import save_npz
+
+    p = config.load("params.yaml")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data/train").mkdir(parents=True)
+    (tmp_path / "data/raw").mkdir()
+    (tmp_path / "data/raw/meta.json").write_text(json.dumps(
+        {"dataset": "digits", "num_classes": 2, "image_size": 8, "channels": 1, "mean": [0.0],
+         "std": [1.0]}))
+    np.save(tmp_path / "data/train/labels.npy", np.array([0, 1, 1]))
+    save_npz("data/embed.npz", features=np.zeros((3, 2), np.float32),
+             probs=np.zeros((1, 3, 2), np.float32), loss=np.zeros((1, 3), np.float32),
+             grad_norm=np.zeros((1, 3), np.float32))
+    dyn = {"correct": np.ones((1, 2, 3), bool), "loss": np.zeros((1, 2, 3), np.float32)}
+    save_npz("data/dynamics.npz", **dyn)
+    assert score_inputs.build_context(p, with_model=False).epoch_margin is None
+    margin = RNG.normal(size=(1, 2, 3)).astype(np.float32)
+    save_npz("data/dynamics.npz", **dyn, margin=margin, prob=margin + 1, prob_margin=margin - 1)
+    ctx = score_inputs.build_context(p, with_model=False)
+    assert np.array_equal(ctx.epoch_margin, margin)
+    assert np.array_equal(ctx.epoch_prob, margin + 1)
+    assert np.array_equal(ctx.epoch_prob_margin, margin - 1)

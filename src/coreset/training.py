@@ -310,7 +310,9 @@ def fit(
         if isinstance(planner, InfoBatch) else None
     result, bar = FitResult(), EpochProgress(b.epochs, desc)
     steps_done, epoch = 0, 0
-    while steps_done < b.total_steps:
+    # InfoBatch's pruned epochs take fewer steps than the nominal budget counts: it stops after
+    # its E epochs; every other plan reaches both limits together
+    while epoch < b.epochs and steps_done < b.total_steps:
         model.train()
         positions, w_dyn = planner.plan(epoch)
         m = len(positions)
