@@ -131,8 +131,9 @@ def test_protocol_keys_exist_only_under_train():
     assert not hasattr(p.pretrain, "budget") and not hasattr(p.attacker, "dynamic")
     assert p.train.protocol() == {"budget": "epochs", "epochs": 30, "steps": 0,
                                   "batch_size": 64, "report": "final", "dynamic": "none"}
-    assert p.train.protocol_line() == ("Protocol: 30 epochs over the subset, batch 64, "
-                                       "final-epoch accuracy.")
+    from coreset.stages.evaluate import protocol
+
+    assert protocol(p) == "Protocol: 30 epochs over the subset, batch 64, final-epoch accuracy."
 
 
 def test_every_zoo_model_is_a_name_and_small_inputs_are_refused_in_one_line():

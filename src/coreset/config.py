@@ -33,7 +33,7 @@ import yaml
 from coreset.data.datasets import NAMES as DATASETS
 from coreset.data.label_noise import MODES as NOISE_MODES
 from coreset.data.names import ATTACKS, CORRUPTIONS
-from coreset.dynamic import BUDGETS, DYNAMIC, protocol_line
+from coreset.dynamic import BUDGETS, DYNAMIC
 from coreset.model_names import AUTO as AUTO_MODEL
 from coreset.model_names import MIN_SIZE as MODEL_MIN_SIZE
 from coreset.model_names import NAMES as MODELS
@@ -253,12 +253,6 @@ class CoresetTrainParams(TrainParams):
             out |= {"infobatch_prune": self.infobatch_prune,
                     "infobatch_anneal": self.infobatch_anneal}
         return out
-
-    def protocol_line(self) -> str:
-        """The caption sentence of :meth:`protocol` (coreset.dynamic.protocol_line)."""
-        return protocol_line(budget_mode=self.budget, epochs=self.epochs, steps=self.steps,
-                             batch_size=self.batch_size, report=self.report,
-                             dynamic=self.dynamic, dynamic_ratio=self.dynamic_ratio)
 
 
 @dataclass(frozen=True)

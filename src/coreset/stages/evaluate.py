@@ -19,6 +19,7 @@ import pandas as pd
 
 from coreset import artifacts
 from coreset.config import Params
+from coreset.dynamic import protocol_line
 from coreset.io import load_json, load_npz, save_json, save_text
 from coreset.stages._cli import no_args, run
 
@@ -79,13 +80,21 @@ def metrics(df: pd.DataFrame, p: Params, perturbed_total: float) -> dict:
     }
 
 
+def protocol(p: Params) -> str:
+    """The caption sentence of the coreset runs' protocol (as the report's captions state it)."""
+    t = p.train
+    return protocol_line(budget_mode=t.budget, epochs=t.epochs, steps=t.steps,
+                         batch_size=t.batch_size, report=t.report, dynamic=t.dynamic,
+                         dynamic_ratio=t.dynamic_ratio)
+
+
 def markdown(df: pd.DataFrame, p: Params, perturbed_total: float) -> str:
     lines = [
         f"Dataset {p.data.dataset}, ratio {p.ratio:g}, {len(p.seeds)} seeds, "
         f"{p.train.report}-epoch test accuracy (%), perturbed in the full set: "
         f"{100 * perturbed_total:.1f} %",
         "",
-        p.train.protocol_line(),
+        protocol(p),
         "",
         "| selector | method | window | kept | accuracy | kept perturbed |",
         "|---|---|---|---:|---:|---:|",
