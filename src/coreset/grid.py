@@ -97,7 +97,7 @@ def run_local_workers(root: Path, table_args: list[str], gpus: Sequence[str],
                    f"git clone into {clone}")
         _check(subprocess.run(["git", "-C", str(clone), "pull", "-q", "--ff-only"]),
                f"git pull in {clone}")
-        _check(_dvc(clone, "cache", "dir", "--local", cache), f"dvc cache dir in {clone}")
+        _check(dvc(clone, "cache", "dir", "--local", cache), f"dvc cache dir in {clone}")
         cmd = [sys.executable, "-m", "coreset.paper_tables", *table_args, "--root", str(clone),
                "--shard", f"{k}/{len(envs)}", "--git-remote", str(root.resolve()),
                "--no-dvc-push", "--jobs", "1"]
@@ -118,23 +118,23 @@ def run_local_workers(root: Path, table_args: list[str], gpus: Sequence[str],
 def pull_run_cache(root: Path, dvc_remote: str | None) -> None:
     """The run-cache (and the outputs it names) of every earlier run, so that stages already
     computed anywhere are restored instead of recomputed. An empty remote is not an error."""
-    _dvc(root, "pull", "--run-cache", *_remote(dvc_remote), quiet=True)
+    dvc(root, "pull", "--run-cache", *_remote(dvc_remote), quiet=True)
 
 
 def push(root: Path, git_remote: str, dvc_remote: str | None, with_cache: bool = True) -> None:
     """This clone's experiments (refs, outputs) and the run-cache of every stage it ran."""
     args = ["exp", "push", "--force", *_remote(dvc_remote)]
     args += ["--run-cache"] if with_cache else ["--no-cache"]
-    _check(_dvc(root, *args, git_remote), f"dvc {' '.join(args)} {git_remote}")
+    _check(dvc(root, *args, git_remote), f"dvc {' '.join(args)} {git_remote}")
     if with_cache:  # the baseline's own stages too (exp push only covers experiments)
-        _check(_dvc(root, "push", "--run-cache", *_remote(dvc_remote)),
+        _check(dvc(root, "push", "--run-cache", *_remote(dvc_remote)),
                "dvc push --run-cache")
 
 
 def pull(root: Path, git_remote: str, dvc_remote: str | None) -> None:
     """Every experiment of the baseline commit from ``git_remote``, with its outputs and the
     run-cache from the DVC remote."""
-    _check(_dvc(root, "exp", "pull", "--force", "--run-cache", *_remote(dvc_remote),
+    _check(dvc(root, "exp", "pull", "--force", "--run-cache", *_remote(dvc_remote),
                 git_remote), f"dvc exp pull {git_remote}")
 
 
@@ -142,19 +142,22 @@ def _remote(name: str | None) -> list[str]:
     return ["-r", name] if name else []
 
 
-def _env() -> dict[str, str]:
+def dvc_env() -> dict[str, str]:
+    """PATH with this interpreter's bin first: DVC's queue workers call `dvc` and `python`
+    from PATH, and must get this environment's (with the coreset package installed)."""
     bin_dir = str(Path(sys.executable).parent)
     return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
 
 
-def _dvc(root: Path, *args: str, quiet: bool = False) -> subprocess.CompletedProcess:
+def dvc(root: Path, *args: str, quiet: bool = False) -> subprocess.CompletedProcess:
+    """``python -m dvc ARGS`` in ``root`` with :func:`dvc_env`; quiet sends its output away."""
     out = subprocess.DEVNULL if quiet else None
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=_env(),
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=dvc_env(),
                           stdout=out, stderr=out)
 
 
 def _dvc_out(root: Path, *args: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=_env(),
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=dvc_env(),
                           capture_output=True, text=True)
     return proc.stdout if proc.returncode == 0 else ""
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -226,13 +225,6 @@ def schedule(p: Plan, base: dict[str, Any], done: list[dict[str, Any]],
 
 # --- running ----------------------------------------------------------------------------------
 
-def _env() -> dict[str, str]:
-    """PATH with this interpreter's bin first: DVC's queue workers call `dvc` and `python`
-    from PATH, and must get this environment's (with the coreset package installed)."""
-    bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
-
-
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
 
@@ -255,9 +247,7 @@ def check_baseline(root: Path) -> None:
 
 
 def _dvc(root: Path, *args: str, quiet: bool) -> int:
-    cmd = [sys.executable, "-m", "dvc", *args]
-    out = subprocess.DEVNULL if quiet else None
-    return subprocess.run(cmd, cwd=root, env=_env(), stdout=out, stderr=out).returncode
+    return grid.dvc(root, *args, quiet=quiet).returncode
 
 
 def queue(root: Path, overrides: dict[str, Any], quiet: bool) -> None:
