@@ -5,20 +5,19 @@
 
 from __future__ import annotations
 
-from coreset.models import MODELS
-from coreset.models.zoo import MIN_SIZE, ZOO
+from coreset.models import MODELS, min_size
 
 
 def main() -> None:
     print("| model | parameters (32 px, 3 channels, 10 classes) | features | smallest input |")
     print("|---|---:|---:|---:|")
-    for name, build in {**MODELS, **ZOO}.items():
-        px = max(32, MIN_SIZE.get(name, 8))
-        model = build(10, 3, px)
+    for name in MODELS:
+        px = max(32, min_size(name))
+        model = MODELS.get(name)(10, 3, px)
         count = sum(p.numel() for p in model.parameters())
         size = f"{px} px" if px != 32 else "32 px"
         print(f"| `{name}` | {count:,}{'' if px == 32 else f' (at {size})'} | "
-              f"{model.classifier.in_features} | {MIN_SIZE.get(name, '')} |")
+              f"{model.classifier.in_features} | {min_size(name)} |")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Each selector runs in its own subprocess, so its peak RSS is clean: the subprocess loads the arrays
 (``np.load``, no temporaries), records its RSS, runs the score (and the weigher, for weighted
-selectors, on the selection that ``coreset.selection.select`` makes at that ratio) and reports its
+selectors, on the selection that ``scores.selection.select`` makes at that ratio) and reports its
 wall time and peak RSS. Selectors that take ``max_ratio`` get ``max_ratio=ratio``; the others are
 ratio-free, so they run once and their row is shared by every ratio.
 
@@ -121,7 +121,7 @@ def child(data: Path, name: str, ratio: float) -> None:
     """Run one selector on the saved arrays and print one JSON line."""
     registry, _ = load_selectors()
     from coreset.scores.context import ScoringContext
-    from coreset.selection import select
+    from coreset.scores.selection import select
 
     arrays = {k: np.load(data / f"{k}.npy") for k in ARRAYS}
     ctx = ScoringContext(num_classes=json.loads((data / "meta.json").read_text())["num_classes"],

@@ -32,7 +32,7 @@ print("torch" in sys.modules)
 """
 DEVICE = """
 import torch
-from coreset.training import pick_device
+from coreset.training.device import pick_device
 device = pick_device("auto", 1)
 torch.zeros(1, device=device).sum().item()
 """

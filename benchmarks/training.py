@@ -32,7 +32,8 @@ import torch.nn.functional as F
 
 from coreset.config import TrainParams
 from coreset.models import create
-from coreset.training import Normalizer, fit, pick_device
+from coreset.training.device import Normalizer, pick_device
+from coreset.training.loop import fit
 
 MEAN, STD = [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]
 
@@ -158,7 +159,8 @@ sys.path.insert(0, {bench!r})
 from training import params, MEAN, STD
 from coreset.data.stream import as_images
 from coreset.models import create
-from coreset.training import Normalizer, fit, pick_device
+from coreset.training.device import Normalizer, pick_device
+from coreset.training.loop import fit
 
 def status(key):
     line = next(x for x in Path("/proc/self/status").read_text().splitlines()
@@ -170,7 +172,7 @@ path, budget_gb, name, batch, device = sys.argv[1], float(sys.argv[2]), sys.argv
 images = np.load(path, mmap_mode="r")
 labels = torch.from_numpy(np.arange(len(images)) % 10).to(device)
 if name == "linear":  # the data path alone: a model that costs nothing
-    from coreset.models import Classifier
+    from coreset.models.nets import Classifier
     model = Classifier(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten()),
                        48, 10).to(device)
 else:

@@ -7,10 +7,9 @@ from PIL import Image
 
 from coreset.config import CoresetTrainParams, TrainParams
 from coreset.data import datasets
-from coreset.dynamic import budget
 from coreset.models import create
-from coreset.progress import EpochProgress
-from coreset.training import (
+from coreset.training.dynamic import budget
+from coreset.training.loop import (
     Clock,
     Normalizer,
     _batch_loss,
@@ -20,6 +19,7 @@ from coreset.training import (
     make_optimizer,
     predict,
 )
+from coreset.training.progress import EpochProgress
 
 TP = TrainParams(model="small_cnn", epochs=3, batch_size=32, lr=0.05, momentum=0.9,
                  weight_decay=5e-4, nesterov=True, schedule="cosine", milestones=(2,), gamma=0.1,

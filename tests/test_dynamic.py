@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coreset.dynamic import RS2, InfoBatch, budget, make_planner, progress, protocol_line
+from coreset.training.dynamic import RS2, InfoBatch, budget, make_planner, progress, protocol_line
 
 
 def plans(planner, epochs: int) -> list[np.ndarray]:

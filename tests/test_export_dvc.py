@@ -47,7 +47,8 @@ def test_compact_metrics_and_an_offline_plots_page_naming_every_selector(repo):
     assert summary["accuracy"]["moderate"] == pytest.approx(moderate.mean(), abs=1e-6)
     assert summary["std"]["moderate"] == pytest.approx(moderate.std(ddof=1), abs=1e-6)
     sh(repo, "dvc", "plots", "show", "-o", "dvc_plots")
-    sh(repo, sys.executable, "-m", "coreset.report.offline", "check", "dvc_plots/index.html")
+    sh(repo, sys.executable, "-m", "coreset.experiments.report.offline", "check",
+       "dvc_plots/index.html")
     page = (repo / "dvc_plots/index.html").read_text()
     assert "cdn.jsdelivr" not in page and "selector_errorbars" not in page
     assert '"extent": "stdev"' in page  # the error bars of the accuracy plot

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import yaml
 
-from coreset import paper_tables as tables_cmd
-from coreset.model_names import MIN_SIZE, NAMES
-from coreset.report.experiments import flatten
-from coreset.report.specs import SPECS
+from coreset.experiments import tables as tables_cmd
+from coreset.experiments.report.experiments import flatten
+from coreset.experiments.report.specs import SPECS
+from coreset.models import MODELS, min_size
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def test_tiny_generalisation_plan_uses_models_that_accept_digits():
     assert p.fixed["pretrain.model"] == "small_cnn" and p.fixed["train.epochs"] == 3
     models = [c["train.model"] for c in p.cells]
     assert len(models) == len(set(models)) == 3 and "small_cnn" not in models
-    assert all(m in NAMES and MIN_SIZE.get(m, 8) <= 8 for m in models)
+    assert all(m in MODELS and min_size(m) <= 8 for m in models)
 
 
 def test_generalisation_spec_has_one_column_per_model_and_ratio():

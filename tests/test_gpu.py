@@ -9,7 +9,8 @@ import torch
 from coreset.config import TrainParams
 from coreset.data.stream import DeviceImages, StreamedImages, as_images
 from coreset.models import create
-from coreset.training import Normalizer, fit, predict
+from coreset.training.device import Normalizer
+from coreset.training.loop import fit, predict
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]

@@ -3,7 +3,7 @@ upstream stages stay on one worker; GPU workers get one GPU and a share of the C
 
 import pytest
 
-from coreset import grid
+from coreset.experiments import grid
 
 
 def cells(*ratios_by_noise):

@@ -20,7 +20,7 @@ OUTPUTS = ("selectors_x_ratios.md", "selectors_x_ratios.csv", "selectors_x_ratio
 
 
 def table(cwd: Path, *args: str, env: dict | None = None) -> str:
-    return sh(cwd, "python", "-m", "coreset.paper_tables", *TABLE, *args, env=env)
+    return sh(cwd, "python", "-m", "coreset.experiments.tables", *TABLE, *args, env=env)
 
 
 @pytest.fixture(scope="module")

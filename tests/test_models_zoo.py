@@ -3,10 +3,14 @@ and the Classifier contract (forward = classifier(features))."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
-from coreset.models.zoo import MIN_SIZE, ZOO
+from coreset.models import MODELS, min_size, nets, zoo
+
+ZOO = {name: MODELS.get(name) for name in MODELS if MODELS.entry(name).module == zoo.__name__}
 
 # (channels, px): every model in colour at its paper size (32 px; 75 for inception_v3); the
 # greyscale stems at 28 px (MNIST) and 8 px (digits) on the networks that are quick to build.
@@ -42,10 +46,30 @@ def test_forward_backward(name, channels, px):
 
 @pytest.mark.parametrize(("name", "px"), [("lenet", 12), ("vgg11", 16), ("inception_v3", 32)])
 def test_too_small_inputs_are_refused(name, px):
-    with pytest.raises(ValueError, match=f"needs images of at least {MIN_SIZE[name]} px"):
+    with pytest.raises(ValueError, match=f"needs images of at least {min_size(name)} px"):
         ZOO[name](10, 3, px)
 
 
 def test_vit_needs_a_multiple_of_its_patch():
     with pytest.raises(ValueError, match="multiple of its patch size 4"):
         ZOO["vit_s"](10, 3, 30)
+
+
+def _builders(module) -> set[str]:
+    """Public functions of a model module whose signature is a builder's."""
+    return {name for name, obj in vars(module).items()
+            if callable(obj) and not name.startswith("_") and not inspect.isclass(obj)
+            and getattr(obj, "__module__", None) == module.__name__
+            and list(inspect.signature(obj).parameters)[:3] == ["num_classes", "in_channels",
+                                                                  "image_size"]}
+
+
+def test_every_builder_has_a_catalog_line_and_every_line_a_builder():
+    catalogued = {m: {n for n in MODELS if MODELS.entry(n).module == m.__name__}
+                  for m in (nets, zoo)}
+    for module, names in catalogued.items():
+        missing = _builders(module) - names
+        assert not missing, (f"{module.__name__} builds {sorted(missing)} but coreset/models/"
+                             f"__init__.py has no MODELS.add line for them")
+        for name in names:
+            assert callable(MODELS.get(name)), f"MODELS.add({name!r}) names no builder"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from coreset.report import offline
+from coreset.experiments.report import offline
 
 ROOT = Path(__file__).resolve().parents[1]
 

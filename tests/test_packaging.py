@@ -83,7 +83,7 @@ def test_subcommands_get_their_argv_unchanged(monkeypatch):
     monkeypatch.setattr(cli.importlib, "import_module", lambda name: seen.update(mod=name) or Fake)
     argv = ["robustness", "--shard", "0/2", "--gpus", "0,1", "-S", "a=b"]
     assert cli.main(["table", *argv]) == 3
-    assert seen == {"mod": "coreset.paper_tables", "argv": argv}
+    assert seen == {"mod": "coreset.experiments.tables", "argv": argv}
 
 
 def test_unknown_subcommand_is_one_line_and_exit_2(capsys):

@@ -13,10 +13,16 @@ import pytest
 import yaml
 
 import tiny_repo as repo_copy
-from coreset import paper_tables as tables_cmd
 from coreset.config import parse
-from coreset.report import analyses, build, significance, tables
-from coreset.report.experiments import Experiment, flatten, matching, parse_show, prioritised
+from coreset.experiments import tables as tables_cmd
+from coreset.experiments.report import analyses, build, significance, tables
+from coreset.experiments.report.experiments import (
+    Experiment,
+    flatten,
+    matching,
+    parse_show,
+    prioritised,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -341,7 +347,7 @@ def tiny_repo(tmp_path_factory) -> Path:
     run(repo, "dvc", "repro", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "baseline")
-    run(repo, "coreset.paper_tables", "selectors_x_ratios", "--tiny", "--jobs", "2",
+    run(repo, "coreset.experiments.tables", "selectors_x_ratios", "--tiny", "--jobs", "2",
         "--selectors", ",".join(TINY_SELECTORS), "--ratios", "0.2,0.3,0.4")
     return repo
 
@@ -368,8 +374,8 @@ def test_recipe_writes_the_table_from_real_experiments(tiny_repo):
 def test_recipe_rerun_queues_nothing_and_reproduces_the_files(tiny_repo):
     out = tiny_repo / "plots" / "smoke"
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    proc = run(tiny_repo, "coreset.paper_tables", "selectors_x_ratios", "--tiny", "--jobs", "2",
-               "--selectors", ",".join(TINY_SELECTORS), "--ratios", "0.2,0.3,0.4")
+    proc = run(tiny_repo, "coreset.experiments.tables", "selectors_x_ratios", "--tiny",
+               "--jobs", "2", "--selectors", ",".join(TINY_SELECTORS), "--ratios", "0.2,0.3,0.4")
     assert "3 already done or queued, 0 to run" in proc.stdout
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
@@ -377,14 +383,14 @@ def test_recipe_rerun_queues_nothing_and_reproduces_the_files(tiny_repo):
 @pytest.mark.integration
 def test_report_overlap_windows_and_missing_tables(tiny_repo):
     sets = [f"--set={k}={json.dumps(v)}" for k, v in tables_cmd.TINY.items()]
-    run(tiny_repo, "coreset.report", "overlap", "windows", *sets)
+    run(tiny_repo, "coreset.experiments.report", "overlap", "windows", *sets)
     out = tiny_repo / "plots" / "report"
     kept = pd.read_csv(out / "overlap_ratio30_kept.csv", index_col=0)
     assert list(kept.index) == TINY_SELECTORS and np.allclose(np.diag(kept), 1.0)
     assert (out / "overlap_ratio40.png").exists() and (out / "windows.png").exists()
-    proc = run(tiny_repo, "coreset.report", "pretrain_epochs", *sets, ok=False)
+    proc = run(tiny_repo, "coreset.experiments.report", "pretrain_epochs", *sets, ok=False)
     assert "do not vary pretrain.epochs" in proc.stderr
     # another context (30 training epochs) matches no experiment, and the report says why
-    proc = run(tiny_repo, "coreset.report", "selectors_x_ratios", "--set=train.epochs=30",
-               ok=False)
+    proc = run(tiny_repo, "coreset.experiments.report", "selectors_x_ratios",
+               "--set=train.epochs=30", ok=False)
     assert "left out because their params differ in: train.epochs" in proc.stderr

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from coreset.data.label_noise import flip_labels
-from coreset.selection import budget, class_budgets, moderate_band, select, window_pick
+from coreset.scores.selection import budget, class_budgets, moderate_band, select, window_pick
 
 RNG = np.random.default_rng(0)
 WINDOWS = ("top", "bottom", "moderate", "two-ends", "random")

@@ -9,7 +9,7 @@ import pytest
 
 from coreset.scores import registry
 from coreset.scores.params import ParamError
-from coreset.selection import select
+from coreset.scores.selection import select
 from helpers_selectors import make_ctx
 
 N = 12

@@ -8,7 +8,7 @@ import pytest
 
 from coreset.scores.geometry import herding_order, kcenter_order
 from coreset.scores.registry import get
-from coreset.selection import select
+from coreset.scores.selection import select
 from helpers_selectors import make_ctx
 
 RNG = np.random.default_rng(0)

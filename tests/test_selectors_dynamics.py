@@ -9,8 +9,8 @@ import pytest
 
 from coreset.scores import registry
 from coreset.scores.coverage import allocations, hard_cut_mask, strata_of
-from coreset.scores.dynamics import record
-from coreset.selection import select
+from coreset.scores.selection import select
+from coreset.training.dynamics import record
 from helpers_selectors import make_ctx
 
 RNG = np.random.default_rng(0)
@@ -190,8 +190,9 @@ def test_build_context_passes_the_recorded_dynamics_on(tmp_path, monkeypatch):
     (and leaves them None for a dynamics.npz written before they were recorded)."""
     import json
 
-    from coreset import config, score_inputs
+    from coreset import config
     from coreset.io import save_npz
+    from coreset.scores import inputs as score_inputs
 
     p = config.load("params.yaml")
     monkeypatch.chdir(tmp_path)

@@ -290,7 +290,7 @@ def test_registration_weighers_and_parameter_errors():
 def test_kept_gradmatch_samples_all_have_positive_weights():
     """NNLS zeroes some weights; a zero-weight sample is not part of the weighted subset, so the
     kept list drops it (SelectorSpec.weigh) instead of counting it as kept."""
-    from coreset.selection import select
+    from coreset.scores.selection import select
 
     spec = REGISTRY["gradmatch"]
     ctx = make_ctx(seed=3, scale=3.0, n=300)  # a case where NNLS zeroes 1 of the 30 kept

@@ -12,7 +12,7 @@ import pytest
 from coreset.scores import registry
 from coreset.scores.greedy import greedy_length
 from coreset.scores.params import ParamError
-from coreset.selection import budget, class_budgets, select
+from coreset.scores.selection import budget, class_budgets, select
 from helpers_selectors import make_ctx
 
 
@@ -64,7 +64,7 @@ def test_a_registered_selector_checks_its_params_before_any_work():
 
 def test_importing_the_registry_and_every_selector_does_not_import_torch():
     code = ("import sys; from coreset.scores import registry; registry.load_all(); "
-            "from coreset import selection; print('torch' in sys.modules)")
+            "from coreset.scores import selection; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

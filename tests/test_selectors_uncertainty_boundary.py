@@ -191,7 +191,7 @@ def test_deepfool_gives_inf_when_no_boundary_can_be_reached() -> None:
 def test_deepfool_ranks_unreachable_samples_last_and_serves_every_ratio() -> None:
     """A sample with no boundary is infinitely far: ranked below every finite distance, with a
     finite score, so that ratio 1.0 and the bottom window work (-inf means "not ranked")."""
-    from coreset.selection import select
+    from coreset.scores.selection import select
 
     _, _, x = _linear_problem(n=6)
     y = torch.zeros(6, dtype=torch.long)

@@ -2,7 +2,7 @@
 
 import re
 
-from coreset import show
+from coreset.experiments import show
 
 
 def test_drop_pattern_keeps_what_a_reader_needs():

@@ -1,4 +1,4 @@
-"""`python -m coreset.paper_tables TABLE --tiny` reports to plots/smoke/, labelled, never over
+"""`python -m coreset.experiments.tables TABLE --tiny` reports to plots/smoke/, labelled, never over
 plots/report/."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from coreset import paper_tables
-from coreset.report import experiments
+from coreset.experiments import tables as paper_tables
+from coreset.experiments.report import experiments
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = experiments.flatten(yaml.safe_load((ROOT / "params.yaml").read_text()))

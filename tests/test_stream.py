@@ -13,8 +13,9 @@ import torch
 
 from coreset.config import TrainParams
 from coreset.data.stream import DeviceImages, StreamedImages, as_images
-from coreset.models import Classifier
-from coreset.training import Normalizer, fit
+from coreset.models.nets import Classifier
+from coreset.training.device import Normalizer
+from coreset.training.loop import fit
 
 TP = TrainParams(model="small_cnn", epochs=2, batch_size=24, lr=0.05, momentum=0.9,
                  weight_decay=5e-4, nesterov=True, schedule="cosine", milestones=(2,), gamma=0.1,
@@ -80,8 +81,9 @@ _PEAK = textwrap.dedent("""
     import numpy as np, torch
     from coreset.config import TrainParams
     from coreset.data.stream import as_images
-    from coreset.models import Classifier
-    from coreset.training import Normalizer, fit
+    from coreset.models.nets import Classifier
+    from coreset.training.device import Normalizer
+    from coreset.training.loop import fit
 
     def status(key):  # kB -> bytes; VmHWM is this process's peak RSS (ru_maxrss is inherited)
         line = next(x for x in Path("/proc/self/status").read_text().splitlines()

@@ -2,12 +2,12 @@
 
     coreset check  [...]   validate params.yaml (coreset.check)
     coreset table  [...]   run a paper table's experiments and write it, with --shard/--merge/--gpus
-                           for several machines or GPUs (coreset.paper_tables)
-    coreset report [...]   write the tables and figures from existing experiments (coreset.report)
+                           for several machines or GPUs (coreset.experiments.tables)
+    coreset report [...]   write the tables and figures from existing experiments
     coreset export [...]   the kept indices and weights of a selection, with provenance
-                           (coreset.export)
-    coreset kept   [...]   a grid of kept and dropped images per class (coreset.report.kept)
-    coreset show   [...]   dvc exp show with the columns a reader needs (coreset.show)
+                           (coreset.experiments.export)
+    coreset kept   [...]   a grid of kept and dropped images per class (experiments.report.kept)
+    coreset show   [...]   dvc exp show with the columns a reader needs (coreset.experiments.show)
 
 Each subcommand gets its arguments unchanged: ``coreset table --help`` shows its own help. The
 modules are imported only when their subcommand runs, so ``coreset --help`` is instant.
@@ -22,14 +22,18 @@ from collections.abc import Sequence
 # subcommand -> (module with main(argv) -> int, one line of help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("coreset.check", "validate params.yaml: every key, value and selector parameter"),
-    "table": ("coreset.paper_tables", "run a paper table's experiments and write the table "
+    "table": ("coreset.experiments.tables", "run a paper table's experiments and write the table "
                                       "(--tiny, --shard K/N, --merge, --gpus 0,1)"),
-    "report": ("coreset.report.cli", "write the paper tables and figures from the experiments "
+    "report": ("coreset.experiments.report.cli",
+               "write the paper tables and figures from the experiments "
                                      "that exist"),
-    "export": ("coreset.export", "kept indices and weights of a selection (.npy, .csv, JSON "
+    "export": ("coreset.experiments.export",
+               "kept indices and weights of a selection (.npy, .csv, JSON "
                                  "provenance), of the workspace, a commit or an experiment"),
-    "kept": ("coreset.report.kept", "a picture of what a selector kept and dropped, per class"),
-    "show": ("coreset.show", "dvc exp show without the recipe catalogue and hash columns"),
+    "kept": ("coreset.experiments.report.kept",
+             "a picture of what a selector kept and dropped, per class"),
+    "show": ("coreset.experiments.show",
+             "dvc exp show without the recipe catalogue and hash columns"),
 }
 
 

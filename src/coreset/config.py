@@ -33,12 +33,11 @@ import yaml
 from coreset.data.datasets import NAMES as DATASETS
 from coreset.data.label_noise import MODES as NOISE_MODES
 from coreset.data.names import ATTACKS, CORRUPTIONS
-from coreset.dynamic import BUDGETS, DYNAMIC
-from coreset.model_names import AUTO as AUTO_MODEL
-from coreset.model_names import MIN_SIZE as MODEL_MIN_SIZE
-from coreset.model_names import NAMES as MODELS
+from coreset.models import AUTO as AUTO_MODEL
+from coreset.models import MODELS, min_size
 from coreset.scores.registry import WINDOWS
-from coreset.training_options import AUGMENTS, LOADERS, REPORTS, SCHEDULES
+from coreset.training.dynamic import BUDGETS, DYNAMIC
+from coreset.training.options import AUGMENTS, LOADERS, REPORTS, SCHEDULES
 
 SEED_MAX = 2**32 - 1  # numpy's legacy seeding and scikit-learn's random_state stop here
 RESERVED_RECIPES = ("full",)  # train@full-<seed> is the full-data reference row
@@ -231,7 +230,7 @@ class PretrainParams(TrainParams):
 
 @dataclass(frozen=True, kw_only=True)
 class CoresetTrainParams(TrainParams):
-    """The `train` section: a TrainParams plus the protocol of the coreset runs (coreset.dynamic):
+    """The `train` section: a TrainParams plus the protocol of the coreset runs (training.dynamic):
     the budget (epochs over the subset, or a fixed number of SGD steps) and the selection during
     training. Pretraining and the attacker always train for `epochs` over their full data."""
 
@@ -243,7 +242,7 @@ class CoresetTrainParams(TrainParams):
     infobatch_anneal: float = field(metadata=_check(Num(0.0, 1.0)))
 
     def protocol(self) -> dict[str, Any]:
-        """What every result records about how it was trained (and coreset.dynamic.protocol_line
+        """What every result records about how it was trained (and training.dynamic.protocol_line
         states in a caption): the budget and its length, batch, reported epoch, dynamic method."""
         out = {"budget": self.budget, "epochs": self.epochs, "steps": self.steps,
                "batch_size": self.batch_size, "report": self.report, "dynamic": self.dynamic}
@@ -436,7 +435,7 @@ def check_ratio(ratio: float, counts: np.ndarray, source: str) -> None:
     """Every class keeps at least one sample: the per-class budgets of ``selection`` (which a
     balanced recipe takes exactly, and which a global one matches in total) are all >= 1.
     ``counts`` are the training samples per class, read from ``source``."""
-    from coreset.selection import class_budgets
+    from coreset.scores.selection import class_budgets
 
     counts = np.asarray(counts, dtype=np.int64)
     if len(counts) < 2 or counts.min() < 1:
@@ -455,10 +454,10 @@ def check_model_sizes(p: Params, image_size: int, source: str) -> None:
     ``source``): LeNet, VGG-11 and Inception v3 need more than digits' 8 px."""
     for key in ("attacker", "pretrain", "train"):
         name = getattr(p, key).model
-        if image_size < MODEL_MIN_SIZE.get(name, 0):
+        if name != AUTO_MODEL and image_size < min_size(name):
             raise _fail(f"{key}.model", name,
                         f"a model for {image_size} px images ({source}): {name} needs at least "
-                        f"{MODEL_MIN_SIZE[name]} px")
+                        f"{min_size(name)} px")
 
 
 def check_runtime(p: Params, data_counts: tuple[np.ndarray, str] | None = None) -> None:

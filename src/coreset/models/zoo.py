@@ -1,11 +1,12 @@
 """The architectures of DeepCore and the Moderate paper's generalisation table, as Classifiers.
 
-``ZOO`` maps a name to ``(num_classes, in_channels, image_size) -> Classifier``; ``MIN_SIZE`` is
-the smallest square input (px) each one accepts. Torchvision builds the standard networks (no
-pretrained weights, nothing downloads); at 64 px and below they get the CIFAR-size stem the papers
-use for 32 px inputs (a 3x3 stride-1 first convolution, no stem max-pool), so four stages of
-down-sampling still leave a spatial map. Each body ends in the penultimate features, and the
-final ``nn.Linear`` is the Classifier's ``classifier`` (what the closed-form selectors use).
+Each builder is ``(num_classes, in_channels, image_size) -> Classifier`` and has one catalog
+entry in ``coreset.models`` (with the smallest square input, px, it accepts). Torchvision
+builds the standard networks (no pretrained weights, nothing downloads); at 64 px and below they
+get the CIFAR-size stem the papers use for 32 px inputs (a 3x3 stride-1 first convolution, no
+stem max-pool), so four stages of down-sampling still leave a spatial map. Each body ends in
+the penultimate features, and the final ``nn.Linear`` is the Classifier's ``classifier`` (what
+the closed-form selectors use).
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ CIFAR_STEM = 64  # px: at or below this, the CIFAR-size stem
 
 
 def _classifier(body: nn.Module, num_features: int, num_classes: int) -> nn.Module:
-    from coreset.models import Classifier  # lazy: coreset.models imports this module
+    from coreset.models.nets import Classifier
 
     return Classifier(body, num_features, num_classes)
 
 
 def _too_small(name: str, image_size: int) -> None:
-    if image_size < MIN_SIZE[name]:
-        raise ValueError(f"model {name!r} needs images of at least {MIN_SIZE[name]} px, got "
+    from coreset.models import min_size
+
+    if image_size < min_size(name):
+        raise ValueError(f"model {name!r} needs images of at least {min_size(name)} px, got "
                          f"{image_size} px")
 
 
@@ -77,7 +80,7 @@ def _stem(in_channels: int, out_channels: int, image_size: int, stride: int) -> 
 
 def _resnet(builder: str, se: bool = False) -> Builder:
     def make(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
-        from coreset.models import _torchvision_resnet
+        from coreset.models.nets import _torchvision_resnet
 
         model = _torchvision_resnet(builder)(num_classes, in_channels, image_size)
         if se:
@@ -248,24 +251,10 @@ def _wide_resnet(depth: int, widen: int) -> Builder:
     return make
 
 
-# name -> builder; the smallest input each accepts (px); resnet18/50 and vgg16 live in
-# coreset.models.MODELS already
-ZOO: dict[str, Builder] = {
-    "mlp": mlp,
-    "lenet": lenet,
-    "alexnet": alexnet,
-    "vgg11": vgg11,
-    "googlenet": googlenet,
-    "inception_v3": inception_v3,
-    "resnet34": _resnet("resnet34"),
-    "se_resnet18": _resnet("resnet18", se=True),
-    "wrn_16_4": _wide_resnet(16, 4),
-    "wrn_28_10": _wide_resnet(28, 10),
-    "mobilenet_v3_small": _mobilenet_v3("mobilenet_v3_small"),
-    "mobilenet_v3_large": _mobilenet_v3("mobilenet_v3_large"),
-    "efficientnet_b0": efficientnet_b0,
-    "shufflenet_v2": shufflenet_v2,
-    "vit_s": vit_s,
-}
-MIN_SIZE: dict[str, int] = {name: 8 for name in ZOO} | {
-    "lenet": 16, "vgg11": 32, "inception_v3": 75}
+# the networks built from a factory (each is a catalog entry of coreset.models)
+resnet34 = _resnet("resnet34")
+se_resnet18 = _resnet("resnet18", se=True)
+wrn_16_4 = _wide_resnet(16, 4)
+wrn_28_10 = _wide_resnet(28, 10)
+mobilenet_v3_small = _mobilenet_v3("mobilenet_v3_small")
+mobilenet_v3_large = _mobilenet_v3("mobilenet_v3_large")

@@ -48,7 +48,7 @@ class ScoringContext:
     epoch_loss: np.ndarray  # (S, E, N) float32, per-epoch loss during pretraining (train mode)
     model: ModelAccess | None = None  # None when the stage runs without a model (tests)
     grad_norm: np.ndarray | None = None  # (S, N) closed-form last-layer gradient norm per model
-    # Per-epoch training dynamics beyond correct / loss, recorded by ``scores.dynamics.record``
+    # Per-epoch training dynamics beyond correct / loss, recorded by ``training.dynamics.record``
     # on the same augmented mini-batches (train mode); None when pretrain did not record them.
     epoch_margin: np.ndarray | None = None  # (S, E, N) float32, assigned logit - largest other
     epoch_prob: np.ndarray | None = None  # (S, E, N) float32, softmax prob of the assigned label

@@ -23,8 +23,8 @@ from coreset.scores.greedy import class_orders
 from coreset.scores.importance import el2n, forgetting
 from coreset.scores.params import Choice, Float, Int
 from coreset.scores.registry import register
+from coreset.scores.selection import exact_rate
 from coreset.scores.trajectory import area_under_margin
-from coreset.selection import exact_rate
 
 DIFFICULTY = ("aum", "forgetting", "el2n")
 

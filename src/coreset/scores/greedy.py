@@ -2,7 +2,7 @@
 
 Every greedy selector (herding, k-center, contextual diversity, the submodular functions, CRAIG,
 GRAD-MATCH, GLISTER) returns an ORDER, first pick first, turned into a score by
-:func:`~coreset.scores.registry.order_to_score`. Its length is :func:`greedy_length` (one formula
+:func:`~coreset.scores.selection.order_to_score`. Its length is :func:`greedy_length` (one formula
 for all), and it is computed per class or globally by :func:`class_orders` (one runner for all).
 An order never depends on the selection ratio: the first k picks of a run of length L >= k are
 exactly the picks of a run of length k (every optimizer here is prefix-consistent, the stochastic
@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from coreset.selection import exact_rate
+from coreset.scores.selection import exact_rate, order_to_score
 
 OPTIMIZERS = ("naive", "lazy", "stochastic")
 
@@ -78,7 +78,6 @@ def class_orders(labels: np.ndarray, balance: bool, greedy: Greedy, rng: np.rand
     on ``workers``. ``greedy`` must not share mutable state across calls. A tqdm bar advances once
     per class when ``desc`` is given. Memory: ``workers`` class states at a time.
     """
-    from coreset.scores.registry import order_to_score
 
     n = len(labels)
     bar = tqdm(total=len(np.unique(labels)) if balance else 1, desc=desc, leave=False,

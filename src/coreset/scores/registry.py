@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from coreset.scores.params import ParamError, Rule, check
+from coreset.scores.selection import WINDOWS, order_to_score
 
 __all__ = ["REGISTRY", "WINDOWS", "ParamError", "SelectorSpec", "get", "load_all",
            "order_to_score", "register", "validate_params"]
-
-WINDOWS = ("top", "bottom", "moderate", "two-ends", "random")
 
 ScoreFn = Callable[..., np.ndarray]
 WeightFn = Callable[..., np.ndarray]
@@ -152,11 +151,3 @@ def load_all() -> dict[str, SelectorSpec]:
     from coreset.scores import _modules  # noqa: F401  (imports for their side effect)
 
     return REGISTRY
-
-
-def order_to_score(order: np.ndarray, n: int) -> np.ndarray:
-    """Greedy order (first pick first) -> score where the first pick is highest; unpicked = -inf."""
-    score = np.full(n, -np.inf)
-    order = np.asarray(order, dtype=np.int64)
-    score[order] = np.arange(len(order), 0, -1, dtype=np.float64)
-    return score

@@ -2,7 +2,7 @@
 # Fill one paper table with a Slurm job array: array task K of N runs shard K/N of the table's
 # experiments in its own clone, then pushes its experiment refs to the git remote and its outputs
 # and run-cache to the DVC remote. Afterwards, on any clone:
-#   python -m coreset.paper_tables TABLE --merge --git-remote origin
+#   python -m coreset.experiments.tables TABLE --merge --git-remote origin
 #
 #   sbatch --array=0-3 src/coreset/scripts/slurm_array.sh selectors_x_ratios --preset cifar100_resnet50
 #
@@ -29,5 +29,5 @@ cd "$clone"
 export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1} MKL_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
 remote=()
 [ -z "${CORESET_REMOTE:-}" ] || remote=(--dvc-remote "$CORESET_REMOTE")
-exec python -m coreset.paper_tables "$@" --shard "${SLURM_ARRAY_TASK_ID}/${SLURM_ARRAY_TASK_COUNT}" \
+exec python -m coreset.experiments.tables "$@" --shard "${SLURM_ARRAY_TASK_ID}/${SLURM_ARRAY_TASK_COUNT}" \
   --git-remote origin "${remote[@]}"

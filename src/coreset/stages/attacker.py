@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from coreset import artifacts
 from coreset.config import Params
-from coreset.fitting import train_model
 from coreset.stages._cli import no_args, run
+from coreset.training.fitting import train_model
 
 outputs = no_args(artifacts.ATTACKER)
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from coreset import artifacts
 from coreset.config import Params
+from coreset.data.sampling import count as budget
 from coreset.io import atomic_dir, atomic_path, save_json
-from coreset.selection import budget
 from coreset.stages._cli import no_args, run
 
 EXAMPLES = "plots/corruptions.png"
@@ -48,7 +48,7 @@ def perturb(p: Params, images: np.ndarray, labels: np.ndarray, num_classes: int)
 
 def _attack(p: Params, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     from coreset.data.adversarial import attack
-    from coreset.training import Normalizer, pick_device
+    from coreset.training.device import Normalizer, pick_device
 
     m = artifacts.meta()
     device = pick_device(p.device, p.cpu_threads)

@@ -17,7 +17,8 @@ from coreset.config import Params
 from coreset.data.stream import as_images
 from coreset.io import save_npz
 from coreset.stages._cli import no_args, run
-from coreset.training import Normalizer, pick_device, predict
+from coreset.training.device import Normalizer, pick_device
+from coreset.training.loop import predict
 
 outputs = no_args(artifacts.EMBED)
 

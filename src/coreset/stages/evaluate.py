@@ -19,9 +19,9 @@ import pandas as pd
 
 from coreset import artifacts
 from coreset.config import Params
-from coreset.dynamic import protocol_line
 from coreset.io import load_json, load_npz, save_json, save_text
 from coreset.stages._cli import no_args, run
+from coreset.training.dynamic import protocol_line
 
 SUMMARY = "metrics/summary.json"
 TABLE = "metrics/summary.md"

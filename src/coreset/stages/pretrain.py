@@ -1,6 +1,6 @@
 """pretrain: train the feature extractor(s) on the full (perturbed) training split, one per
 pretrain seed, recording per-epoch per-sample training dynamics: correctness, loss, and the
-margin, assigned-label probability and probability margin (scores.dynamics.record) that AUM, CCS,
+margin, assigned-label probability and probability margin (training.dynamics.record) that AUM, CCS,
 Dyn-Unc and TDDS read; each (S, E, N) in data/dynamics.npz.
 
 Usage: python -m coreset.stages.pretrain   (reads pretrain.* in params.yaml)
@@ -14,9 +14,9 @@ import numpy as np
 
 from coreset import artifacts
 from coreset.config import Params
-from coreset.fitting import train_model
 from coreset.io import atomic_dir, save_npz
 from coreset.stages._cli import no_args, run
+from coreset.training.fitting import train_model
 
 
 def curves(seed: int) -> Path:

@@ -12,7 +12,7 @@ import numpy as np
 from coreset import artifacts
 from coreset.config import Params
 from coreset.io import save_npz
-from coreset.score_inputs import build_context, selection_rng
+from coreset.scores.inputs import build_context, selection_rng
 from coreset.scores.registry import get
 from coreset.stages._cli import StageError, recipe_arg, run
 

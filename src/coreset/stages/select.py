@@ -14,9 +14,9 @@ import numpy as np
 from coreset import artifacts
 from coreset.config import Params, check_ratio
 from coreset.io import load_npz, save_npz
-from coreset.score_inputs import build_context, selection_rng
+from coreset.scores.inputs import build_context, selection_rng
 from coreset.scores.registry import get
-from coreset.selection import select
+from coreset.scores.selection import select
 from coreset.stages._cli import StageError, recipe_arg, run
 
 

@@ -12,9 +12,9 @@ import numpy as np
 
 from coreset import artifacts
 from coreset.config import Params
-from coreset.fitting import train_model
 from coreset.io import load_npz, save_json
 from coreset.stages._cli import StageError, run
+from coreset.training.fitting import train_model
 
 
 def parse_args(p: Params, argv: list[str]) -> tuple[str, int]:

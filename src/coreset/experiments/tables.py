@@ -1,9 +1,9 @@
-"""``python -m coreset.paper_tables TABLE``: run the DVC experiments one paper table needs, then
-write the table (``python -m coreset.report``).
+"""``coreset table TABLE`` (``python -m coreset.experiments.tables``): run the DVC experiments
+one paper table needs, then write the table (``python -m coreset.experiments.report``).
 
-    python -m coreset.paper_tables selectors_x_ratios --jobs 2            # digits, CPU
-    python -m coreset.paper_tables robustness --tiny --jobs 2             # a quick smoke run
-    python -m coreset.paper_tables selectors_x_ratios --preset cifar100_resnet50   # the paper, GPU
+    python -m coreset.experiments.tables selectors_x_ratios --jobs 2            # digits, CPU
+    python -m coreset.experiments.tables robustness --tiny --jobs 2             # a quick smoke run
+    coreset table selectors_x_ratios --preset cifar100_resnet50   # the paper, GPU
 
 Each experiment is ``dvc exp run --queue -S ...``; ``dvc exp run --run-all -j N`` runs them
 (blocking). Experiments that already exist (or are queued) with the same params are not queued
@@ -29,11 +29,11 @@ from typing import Any
 
 import yaml
 
-from coreset import grid
+from coreset.experiments import grid
+from coreset.experiments.report import cli as report_cli
+from coreset.experiments.report import experiments
+from coreset.experiments.report.specs import ABLATION, BOOSTED
 from coreset.io import save_text
-from coreset.report import cli as report_cli
-from coreset.report import experiments
-from coreset.report.specs import ABLATION, BOOSTED
 
 TABLES = ("selectors_x_ratios", "robustness", "ablation", "boosted", "overlap",
           "pretrain_epochs", "generalisation")
@@ -42,7 +42,7 @@ PAPER_RATIOS = (0.2, 0.3, 0.4, 0.6, 0.8)  # Moderate, Tables 5-7
 ROBUST_RATIOS = (0.2, 0.3)  # Moderate, Tables 3, 4, 10
 # --tiny writes its report here, next to a note that labels it: never over plots/report
 SMOKE_OUT = Path("plots/smoke")
-SMOKE_NOTE = ("# SMOKE RUN: not results\n\nWritten by `python -m coreset.paper_tables TABLE --tiny`"
+SMOKE_NOTE = ("# SMOKE RUN: not results\n\nWritten by `coreset table TABLE --tiny`"
               ": one seed, a few epochs, three selectors. It checks that the commands run; its "
               "numbers mean nothing. The real tables are in plots/report/.\n")
 # --tiny: one seed, a few epochs, three selectors; minutes on a CPU, for smoke runs only
@@ -268,7 +268,7 @@ def command(overrides: dict[str, Any]) -> str:
 
 
 def report_args(p: Plan) -> list[str]:
-    """`python -m coreset.report` arguments: this table command's reports, in its params context."""
+    """`coreset report` arguments: this table command's reports, in its params context."""
     args = list(REPORTS.get(p.table, (p.table,)))
     for key, value in p.fixed.items():
         if key not in ("seeds", "selectors"):
@@ -312,9 +312,9 @@ def execute(p: Plan, root: Path, jobs: int, dry_run: bool = False, quiet: bool =
 
 
 def write_report(p: Plan, root: Path) -> int:
-    """`python -m coreset.report` with this table's arguments, in ``root``."""
+    """`python -m coreset.experiments.report` with this table's arguments, in ``root``."""
     args = report_args(p)
-    print(f"  {shlex.join(['python', '-m', 'coreset.report', *args])}")
+    print(f"  {shlex.join(['python', '-m', 'coreset.experiments.report', *args])}")
     if p.smoke:
         save_text(root / SMOKE_OUT / "SMOKE.md", SMOKE_NOTE)
     return report_cli.main([*args, "--root", str(root)])
@@ -363,7 +363,7 @@ def _floats(text: str) -> list[float]:
 
 
 def parser() -> argparse.ArgumentParser:
-    a = argparse.ArgumentParser(prog="python -m coreset.paper_tables", description=__doc__,
+    a = argparse.ArgumentParser(prog="python -m coreset.experiments.tables", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add_argument("table", help=", ".join(TABLES))
     a.add_argument("-j", "--jobs", type=int, default=1,

@@ -5,8 +5,8 @@ DVC's default page loads the three scripts from a CDN, so offline it is blank. T
 template ``.dvc/plots/offline.html`` (``plots.html_template`` in ``.dvc/config``) carries them
 inline and has no ``{scripts}`` placeholder, which is where DVC would insert the CDN tags.
 
-    python -m coreset.report.offline build VEGA VEGA_LITE VEGA_EMBED [--out PATH]
-    python -m coreset.report.offline check dvc_plots/index.html [--params params.yaml]
+    python -m coreset.experiments.report.offline build VEGA VEGA_LITE VEGA_EMBED [--out PATH]
+    python -m coreset.experiments.report.offline check dvc_plots/index.html [--params params.yaml]
 
 ``build`` takes the ``build/*.min.js`` files of the npm packages vega@5, vega-lite@5 and
 vega-embed@6 (BSD-3-Clause, see ``.dvc/plots/LICENSE-vega``). ``check`` fails when the page
@@ -70,7 +70,8 @@ def problems(page: str, selectors: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m coreset.report.offline", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m coreset.experiments.report.offline",
+                                 description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write the offline HTML template")

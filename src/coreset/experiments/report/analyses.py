@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from coreset.selection import select
+from coreset.scores.selection import select
 
 WINDOWS = ("bottom", "moderate", "top")
 

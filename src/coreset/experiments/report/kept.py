@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from coreset.report import figures
-from coreset.report.experiments import WORKSPACE, RevisionFiles
+from coreset.experiments.report import figures
+from coreset.experiments.report.experiments import WORKSPACE, RevisionFiles
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rev == WORKSPACE:
         files = RevisionFiles(args.root, WORKSPACE)
     else:
-        from coreset.export import ExportError, code_commit
+        from coreset.experiments.export import ExportError, code_commit
 
         try:
             files = RevisionFiles(args.root, code_commit(args.root, args.rev)[0])

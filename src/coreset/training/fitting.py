@@ -11,7 +11,8 @@ from coreset.config import Params, TrainParams
 from coreset.data.stream import as_images
 from coreset.io import save_text
 from coreset.models import create, resolve
-from coreset.training import FitResult, Normalizer, fit, pick_device, resolve_augment
+from coreset.training.device import Normalizer, pick_device
+from coreset.training.loop import FitResult, fit, resolve_augment
 
 
 def train_model(

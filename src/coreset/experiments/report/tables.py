@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from coreset.report import significance
+from coreset.experiments.report import significance
 
 Column = tuple[str, ...]  # header levels, outermost first: ("label noise 20%", "ratio 20%")
 

@@ -11,7 +11,7 @@ from coreset import artifacts
 from coreset.config import Params
 from coreset.io import load_npz
 from coreset.scores.context import ModelAccess, ScoringContext
-from coreset.scores.dynamics import FIELDS
+from coreset.training.dynamics import FIELDS
 
 
 def build_context(p: Params, with_model: bool) -> ScoringContext:
@@ -32,7 +32,7 @@ def _model_access(p: Params) -> ModelAccess:
     import torch
 
     from coreset.data.stream import StreamedImages
-    from coreset.training import Normalizer, pick_device
+    from coreset.training.device import Normalizer, pick_device
 
     device = pick_device(p.device, p.cpu_threads)
     m = artifacts.meta()

@@ -1,12 +1,12 @@
-"""``python -m coreset.report [TABLE ...]``: the paper's tables and figures from the DVC
+"""``python -m coreset.experiments.report [TABLE ...]``: the paper's tables and figures from the DVC
 experiments of the repository (``dvc exp show``), written to plots/report/.
 
 Only experiments whose params equal the context (params.yaml, updated by ``--set KEY=VALUE``)
 outside a table's own axes are reported, so runs with other epochs, datasets or models never
 mix into one table; the report says how many it left out and why.
 
-    python -m coreset.report                         # every table that has experiments
-    python -m coreset.report selectors_x_ratios overlap --set train.epochs=3
+    python -m coreset.experiments.report                         # every table that has experiments
+    python -m coreset.experiments.report selectors_x_ratios overlap --set train.epochs=3
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from coreset.report import experiments
-from coreset.report.build import NoData, write
-from coreset.report.specs import SPECS
+from coreset.experiments.report import experiments
+from coreset.experiments.report.build import NoData, write
+from coreset.experiments.report.specs import SPECS
 
 NAMES = (*SPECS, "overlap", "windows")
 OUT = Path("plots/report")  # not a DVC output: the report is written outside the pipeline
@@ -53,7 +53,7 @@ def context(root: Path, sets: Sequence[str]) -> dict[str, Any]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m coreset.report", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m coreset.experiments.report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("tables", nargs="*", metavar="TABLE",
                    help=f"what to write (default: all): {', '.join(NAMES)}")
@@ -105,6 +105,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         written += 1
     if not written and not args.tables:
         print("error: nothing to report: no completed experiment matches params.yaml (run "
-              "`dvc repro` or `python -m coreset.paper_tables TABLE` first)", file=sys.stderr)
+              "`dvc repro` or `python -m coreset.experiments.tables TABLE` first)", file=sys.stderr)
         return 1
     return status

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from coreset.experiments.report.experiments import WORKSPACE, RevisionFiles
 from coreset.io import atomic_path, save_json, save_text
-from coreset.report.experiments import WORKSPACE, RevisionFiles
 
 FILES = ("kept_indices.npy", "kept_weights.npy", "kept.csv", "selection.json")
 REFERS_TO = ("indices of the KEPT samples (everything else was dropped) into the TRAINING split, "

@@ -24,39 +24,10 @@ from torch import nn
 
 from coreset.config import TrainParams
 from coreset.data.stream import DeviceImages, Images
-from coreset.dynamic import Budget, InfoBatch, Planner, budget, make_planner, progress
-from coreset.progress import EpochProgress
-from coreset.scores.dynamics import FIELDS, record
-
-
-def pick_device(name: str = "auto", cpu_threads: int = 0) -> torch.device:
-    """``auto`` -> CUDA when present, else Apple MPS, else CPU. Nothing hard-codes cuda.
-    ``cpu_threads`` > 0 caps torch's CPU threads (0 keeps torch's default)."""
-    if cpu_threads > 0:
-        torch.set_num_threads(cpu_threads)
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-class Normalizer:
-    """uint8 (B, H, W, C) on any device -> normalised float (B, C, H, W)."""
-
-    def __init__(self, mean: list[float], std: list[float], device: torch.device) -> None:
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-
-    def unit(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 NHWC -> float NCHW in [0, 1]."""
-        return x.permute(0, 3, 1, 2).float().div_(255.0)
-
-    def __call__(self, x_unit: torch.Tensor) -> torch.Tensor:
-        """float NCHW in [0, 1] -> normalised."""
-        return (x_unit - self.mean) / self.std
+from coreset.training.device import Normalizer
+from coreset.training.dynamic import Budget, InfoBatch, Planner, budget, make_planner, progress
+from coreset.training.dynamics import FIELDS, record
+from coreset.training.progress import EpochProgress
 
 
 def resolve_augment(augment: str, image_size: int, channels: int) -> str:
@@ -144,7 +115,7 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     correct: np.ndarray | None = None  # (E, N) bool, per-epoch training correctness
     loss: np.ndarray | None = None  # (E, N) float32, per-epoch training loss
-    # (E, N) float32 arrays keyed margin, prob, prob_margin (scores.dynamics.record)
+    # (E, N) float32 arrays keyed margin, prob, prob_margin (training.dynamics.record)
     dynamics: dict[str, np.ndarray] = field(default_factory=dict)
 
     def accuracy(self, report: str) -> float:
@@ -199,7 +170,7 @@ def _training_autocast(device: torch.device):
 class _Dynamics:
     """Per-sample correctness, loss and logits of one epoch, scattered on the device, copied to
     the host once per epoch into (E, N) arrays; the logits become AUM's margin and the assigned
-    label's probability there (scores.dynamics.record, the same numbers for every device)."""
+    label's probability there (training.dynamics.record, the same numbers for every device)."""
 
     correct: np.ndarray
     loss: np.ndarray
@@ -284,8 +255,8 @@ def fit(
     batch source (data/stream.py); ``labels`` (and ``weights``) on the same device.
 
     The protocol (a ``CoresetTrainParams``; other TrainParams train ``epochs`` passes):
-    ``budget`` epochs or steps (coreset.dynamic.budget: the run stops at its total steps and the
-    lr schedule spans them), ``dynamic`` none, rs2 or infobatch (coreset.dynamic.make_planner over
+    ``budget`` epochs or steps (training.dynamic.budget: the run stops at its total steps and the
+    lr schedule spans them), ``dynamic`` none, rs2 or infobatch (training.dynamic.make_planner over
     the N samples: each epoch trains on the planner's samples, shuffled by the run's generator).
     The loss of a batch is sum(w * w_dyn * ce) / sum(w) (``weights`` w: Craig, GradMatch; 1 when
     absent; w_dyn the planner's weight, InfoBatch's rescaling, not renormalised away).

@@ -5,10 +5,10 @@ run-cache), and a merge that pulls everything and writes the report without trai
 DVC has no remote executors and no parallel `repro` inside one workspace, so a worker is a clone
 of the repository: on other machines (Slurm, SSH, cloud) or on this one (one per GPU).
 
-    python -m coreset.paper_tables TABLE --shard 0/2 --git-remote origin --dvc-remote store
-    python -m coreset.paper_tables TABLE --shard 1/2 --git-remote origin --dvc-remote store
-    python -m coreset.paper_tables TABLE --merge --git-remote origin --dvc-remote store
-    python -m coreset.paper_tables TABLE --gpus 0,1,2,3     # one clone per GPU, then the merge
+    python -m coreset.experiments.tables TABLE --shard 0/2 --git-remote origin --dvc-remote store
+    python -m coreset.experiments.tables TABLE --shard 1/2 --git-remote origin --dvc-remote store
+    python -m coreset.experiments.tables TABLE --merge --git-remote origin --dvc-remote store
+    python -m coreset.experiments.tables TABLE --gpus 0,1,2,3   # one clone per GPU, then the merge
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ def run_local_workers(root: Path, table_args: list[str], gpus: Sequence[str],
         _check(subprocess.run(["git", "-C", str(clone), "pull", "-q", "--ff-only"]),
                f"git pull in {clone}")
         _check(dvc(clone, "cache", "dir", "--local", cache), f"dvc cache dir in {clone}")
-        cmd = [sys.executable, "-m", "coreset.paper_tables", *table_args, "--root", str(clone),
+        cmd = [sys.executable, "-m", "coreset.experiments.tables", *table_args,
+               "--root", str(clone),
                "--shard", f"{k}/{len(envs)}", "--git-remote", str(root.resolve()),
                "--no-dvc-push", "--jobs", "1"]
         log = open(clone / "worker.log", "w")  # noqa: SIM115 (closed when the worker ends)

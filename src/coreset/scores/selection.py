@@ -19,7 +19,9 @@ from fractions import Fraction
 import numpy as np
 
 from coreset.data.sampling import count
-from coreset.scores.registry import WINDOWS
+
+# the windows any score can be read through (higher score = "top"); selectors declare a default
+WINDOWS = ("top", "bottom", "moderate", "two-ends", "random")
 
 
 def exact_rate(rate: float) -> Fraction:
@@ -185,3 +187,11 @@ def _checked_pick(scores: np.ndarray, window: str, rng: np.random.Generator, lo:
             f"at least the ratio" + ("" if window == "top" else ", or to 1.0 for this window")
             + ", or lower its hard_cut")
     return picked
+
+
+def order_to_score(order: np.ndarray, n: int) -> np.ndarray:
+    """Greedy order (first pick first) -> score where the first pick is highest; unpicked = -inf."""
+    score = np.full(n, -np.inf)
+    order = np.asarray(order, dtype=np.int64)
+    score[order] = np.arange(len(order), 0, -1, dtype=np.float64)
+    return score

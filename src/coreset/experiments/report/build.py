@@ -8,11 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-from coreset.dynamic import protocol_line
+from coreset.experiments.report import analyses, figures, tables
+from coreset.experiments.report.experiments import Experiment, RevisionFiles, accuracies, matching
+from coreset.experiments.report.specs import SPECS, VARIANTS, Params, Spec, percent
 from coreset.io import save_text
-from coreset.report import analyses, figures, tables
-from coreset.report.experiments import Experiment, RevisionFiles, accuracies, matching
-from coreset.report.specs import SPECS, VARIANTS, Params, Spec, percent
+from coreset.training.dynamic import protocol_line
 
 
 class NoData(Exception):

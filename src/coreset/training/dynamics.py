@@ -1,0 +1,43 @@
+"""Per-sample training dynamics: what the training loop records each epoch.
+
+:func:`record` turns one mini-batch's logits into the per-sample quantities that AUM, CCS,
+Dyn-Unc and TDDS read. ``training.loop.fit`` calls it on every batch when ``record_dynamics`` is
+set (the same augmented, train-mode forward pass that ``correct`` and ``loss`` come from, as AUM's
+and Toneva et al.'s reference code record them), and stores each array at ``[epoch, idx]``. Pure
+numpy (the select stage never imports torch). O(B C) per batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# ScoringContext field -> key of record()'s output (and of the arrays in data/dynamics.npz)
+FIELDS = {"epoch_margin": "margin", "epoch_prob": "prob", "epoch_prob_margin": "prob_margin"}
+
+
+def _largest_other(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """max over classes c != label of values[:, c]; -inf for a single class."""
+    other = values.copy()
+    other[np.arange(len(labels)), labels] = -np.inf
+    return other.max(axis=1)
+
+
+def record(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """(B,) float32 arrays from logits (B, C) and the observed labels (B,):
+
+    - ``margin``: assigned logit - largest other logit (Pleiss et al. 2020's margin, whose mean
+      over epochs is AUM);
+    - ``prob``: softmax probability of the assigned label (Dyn-Unc, TDDS);
+    - ``prob_margin``: that probability - the largest other probability (what CCS's reference
+      code accumulates as ``accumulated_margin``).
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    rows = np.arange(len(y))
+    shifted = np.exp(z - z.max(axis=1, keepdims=True))  # stable softmax
+    p = shifted / shifted.sum(axis=1, keepdims=True)
+    return {
+        "margin": (z[rows, y] - _largest_other(z, y)).astype(np.float32),
+        "prob": p[rows, y].astype(np.float32),
+        "prob_margin": (p[rows, y] - _largest_other(p, y)).astype(np.float32),
+    }
