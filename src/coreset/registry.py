@@ -74,7 +74,8 @@ class Registry(Generic[T]):
     def entry(self, name: str) -> Entry[T]:
         self._ready()
         if name not in self._entries:
-            raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self.names()))}")
+            known = ", ".join(sorted(self.names()))
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {known}")
         return self._entries[name]
 
     def get(self, name: str) -> T:
