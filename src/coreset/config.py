@@ -154,7 +154,7 @@ def _check(check: Any) -> dict[str, Any]:
 SEED = Int(0, SEED_MAX)
 SEEDS = Items(SEED, f"seeds (integers in 0..{SEED_MAX})")
 RATE = Num(0.0, 1.0)
-CORRUPTION_TYPES = Items(Choice(CORRUPTIONS), f"corruptions ({', '.join(CORRUPTIONS)})")
+CORRUPTION_TYPES = Items(Choice(tuple(CORRUPTIONS)), f"corruptions ({', '.join(CORRUPTIONS)})")
 MILESTONES = Items(Int(1), "epoch numbers >= 1", nonempty=False, increasing=True)
 RECIPE_NAMES = Items(_text, "recipe names")
 
