@@ -66,3 +66,35 @@ def test_stages_and_experiments_do_not_import_each_other():
         for path in (PKG / wing).rglob("*.py"):
             bad = [m for m in _imports(path) if m.startswith(f"coreset.{other}")]
             assert not bad, f"{path.relative_to(PKG)} imports {bad}"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PKG.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_import_circle():
+    """Every import, lazy ones included, as a graph over the package's modules: it has no
+    cycle (the selector registry's discovery imports by path, not by an import statement)."""
+    known = {_module_name(p): p for p in MODULES}
+
+    def resolve(name: str) -> str | None:
+        while name and name not in known:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {m: {r for n in _imports(p) if (r := resolve(n)) and r != m and r != "coreset"}
+             for m, p in known.items()}
+    state: dict[str, int] = {}
+
+    def visit(m: str, trail: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(graph[m]):
+            assert state.get(n) != 1, "import circle: " + " -> ".join([*trail, m, n])
+            if n not in state:
+                visit(n, [*trail, m])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
