@@ -1,4 +1,4 @@
-"""The options of the training loop (training.py), torch-free so that validating params.yaml needs
+"""The options of the training loop (training/loop.py), torch-free so that validating params.yaml needs
 no torch: learning-rate schedules, augmentations, which epoch's test accuracy is reported (how the
 images reach the device is ``data.names.LOADERS``)."""
 
