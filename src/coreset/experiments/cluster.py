@@ -57,9 +57,9 @@ def prepare_clone(repo: str, clone: Path, cache_dir: str | None) -> None:
         _check(["git", "clone", "-q", repo, str(clone)], Path.cwd(), f"git clone {repo}")
     else:
         _check(["git", "pull", "-q", "--ff-only"], clone, f"git pull in {clone}")
-    if cache_dir:
-        if dvc(clone, "cache", "dir", "--local", cache_dir, quiet=True).returncode != 0:
-            raise GridError(f"`dvc cache dir --local {cache_dir}` failed in {clone}")
+    if cache_dir and dvc(clone, "cache", "dir", "--local", cache_dir,
+                         quiet=True).returncode != 0:
+        raise GridError(f"`dvc cache dir --local {cache_dir}` failed in {clone}")
 
 
 def run_task(task: Task) -> str:

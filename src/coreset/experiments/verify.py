@@ -10,7 +10,7 @@
    window, balance, ratio and seed (coreset.scores.selection.select, the select stage's own
    call): the kept indices must be exactly those (Craig / GradMatch weigh the chosen subset with
    the training data and drop zero-weight samples: there the kept indices must be a subset of
-   it, and the weights are checked by checksum only).
+   it, and the weights are checked by checksum only; every other recipe's weights must be 1).
 5. With ``--root REPO``: the DVC md5s agree with REPO's dvc.lock at the release's commit.
 
 The first failure is printed as one line and the exit status is 1 (2 for a missing folder).
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import subprocess
 import sys
@@ -108,7 +107,7 @@ def check_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     return kept, weights
 
 
-def rederive(folder: Path, meta: dict[str, Any], kept: np.ndarray) -> int:
+def rederive(folder: Path, meta: dict[str, Any], kept: np.ndarray, weights: np.ndarray) -> int:
     """Step 4; the number of samples the rule picks."""
     from coreset.config import parse
     from coreset.scores.inputs import selection_rng
@@ -126,6 +125,9 @@ def rederive(folder: Path, meta: dict[str, Any], kept: np.ndarray) -> int:
     picked = select(scores, labels, p.ratio, recipe.window, recipe.balance,
                     selection_rng(p, recipe.method, 1))
     weighed = get(recipe.method).weigher is not None
+    if not weighed and not np.all(weights == 1):
+        raise VerifyError(f"{folder / 'kept_weights.npy'}: {int(np.sum(weights != 1))} weights "
+                          f"differ from 1, but {recipe.method} does not weigh its selection")
     ok = np.isin(kept, picked).all() if weighed else np.array_equal(kept, picked)
     if not ok:
         differ = len(np.setxor1d(kept, picked))
@@ -159,8 +161,8 @@ def verify(folder: Path, root: Path | None = None) -> str:
     sums = check_sums(folder)
     meta = json.loads((folder / "selection.json").read_text())
     check_meta(folder, meta, sums)
-    kept, _ = check_arrays(folder)
-    picked = rederive(folder, meta, kept)
+    kept, weights = check_arrays(folder)
+    picked = rederive(folder, meta, kept, weights)
     if root is not None:
         check_repo(folder, meta, root)
     return (f"verify: {folder}: OK ({len(sums)} checksums, {len(kept)} kept re-derived from "
