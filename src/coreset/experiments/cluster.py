@@ -125,7 +125,7 @@ def executor(kind: str, folder: Path, *, timeout_min: int, cpus: int, gpus: int,
         settings |= {"cpus_per_task": cpus, "gpus_per_node": gpus}
     try:
         ex.update_parameters(**settings, **(params or {}))
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, NameError) as err:  # submitit names the unknown key
         raise GridError(f"--executor-param: {err}".splitlines()[0]) from None
     return ex
 
