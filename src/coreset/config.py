@@ -32,12 +32,12 @@ import yaml
 
 from coreset.data.datasets import NAMES as DATASETS
 from coreset.data.label_noise import MODES as NOISE_MODES
-from coreset.data.names import ATTACKS, CORRUPTIONS
+from coreset.data.names import ATTACKS, CORRUPTIONS, LOADERS
 from coreset.models import AUTO as AUTO_MODEL
 from coreset.models import MODELS, min_size
 from coreset.scores.registry import WINDOWS
 from coreset.training.dynamic import BUDGETS, DYNAMIC
-from coreset.training.options import AUGMENTS, LOADERS, REPORTS, SCHEDULES
+from coreset.training.options import AUGMENTS, REPORTS, SCHEDULES
 
 SEED_MAX = 2**32 - 1  # numpy's legacy seeding and scikit-learn's random_state stop here
 RESERVED_RECIPES = ("full",)  # train@full-<seed> is the full-data reference row
@@ -154,7 +154,7 @@ def _check(check: Any) -> dict[str, Any]:
 SEED = Int(0, SEED_MAX)
 SEEDS = Items(SEED, f"seeds (integers in 0..{SEED_MAX})")
 RATE = Num(0.0, 1.0)
-CORRUPTION_TYPES = Items(Choice(CORRUPTIONS), f"corruptions ({', '.join(CORRUPTIONS)})")
+CORRUPTION_TYPES = Items(Choice(tuple(CORRUPTIONS)), f"corruptions ({', '.join(CORRUPTIONS)})")
 MILESTONES = Items(Int(1), "epoch numbers >= 1", nonempty=False, increasing=True)
 RECIPE_NAMES = Items(_text, "recipe names")
 
