@@ -19,7 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from coreset.experiments.report.experiments import WORKSPACE, Experiment, RevisionFiles
+from coreset.experiments.report.experiments import Experiment
+from coreset.experiments.revisions import WORKSPACE, RevisionFiles
 from coreset.training import manifest
 
 COLUMNS = ("table", "cell", "experiment", "code_rev", "exp_params_sha256", "recipe", "seed",
