@@ -76,6 +76,11 @@ def test_export_of_workspace_and_commit_and_the_readme_snippet_trains(repo):
     assert meta["dataset"]["dvc_md5"]["data/raw"] == lock["stages"]["download"]["outs"][0]["md5"]
     assert meta["params"]["selectors"] == ["random", "moderate"]
     assert "TRAINING split" in meta["indices_refer_to"]
+    for folder in (ws, head):  # the release checks out against its scores and the dvc.lock
+        verified = coreset(repo, "verify", str(folder), "--root", str(repo))
+        assert "OK (7 checksums" in verified and f"{len(kept)} kept re-derived" in verified
+    assert meta["dvc_md5"]["scores"] == hashlib.md5(
+        (repo / "data/scores/moderate.npz").read_bytes()).hexdigest()
     out = sh(repo, sys.executable, "docs/examples/train_on_export.py", str(ws))
     accuracy = float(out.strip().rsplit(" ", 1)[-1])
     assert accuracy > 0.5, out  # 10 classes: chance is 0.1

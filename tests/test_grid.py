@@ -61,3 +61,30 @@ def test_gpu_workers_pin_one_gpu_each_and_share_the_cores():
         grid.gpu_workers(["0", "0"], cpu_count=4)
     with pytest.raises(grid.GridError, match="empty"):
         grid.gpu_workers([], cpu_count=4)
+
+
+def test_submitit_tasks_one_clone_each_sharing_one_cache(tmp_path):
+    from coreset.experiments import cluster
+
+    jobs = cluster.tasks(tmp_path, ["robustness", "--tiny"], 3, tmp_path / "work",
+                         "/shared/cache", None, threads=4, run_log=tmp_path / "runs")
+    assert [j.shard for j in jobs] == ["0/3", "1/3", "2/3"]
+    assert len({j.clone for j in jobs}) == 3  # one clone per task
+    assert {j.cache_dir for j in jobs} == {"/shared/cache"}
+    assert {j.git_remote for j in jobs} == {j.repo for j in jobs} == {str(tmp_path.resolve())}
+    assert jobs[0].env["OMP_NUM_THREADS"] == "4"
+    assert jobs[0].env[cluster.RUN_LOG_ENV] == str((tmp_path / "runs").resolve())
+    with pytest.raises(grid.GridError, match="--workers 0"):
+        cluster.tasks(tmp_path, ["robustness"], 0, tmp_path, None, None)
+
+
+def test_submitit_executor_errors_are_one_line(tmp_path):
+    from coreset.experiments import cluster
+
+    with pytest.raises(grid.GridError, match="--submitit 'pbs' is not allowed"):
+        cluster.executor("pbs", tmp_path, timeout_min=1, cpus=1, gpus=0)
+    with pytest.raises(grid.GridError, match="--executor-param"):
+        cluster.executor("local", tmp_path, timeout_min=1, cpus=1, gpus=0,
+                         params={"no_such_knob": 1})
+    ex = cluster.executor("local", tmp_path, timeout_min=7, cpus=1, gpus=0)
+    assert ex.parameters["timeout_min"] == 7  # not the local executor's 2-minute default

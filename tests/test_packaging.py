@@ -67,7 +67,7 @@ def test_console_script_points_at_the_dispatcher():
 def test_help_lists_every_subcommand(capsys):
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ("check", "table", "report", "export", "kept"):
+    for name in ("check", "table", "report", "export", "verify", "kept"):
         assert re.search(rf"^  {name} +\S", out, re.MULTILINE), name
 
 
@@ -89,7 +89,7 @@ def test_subcommands_get_their_argv_unchanged(monkeypatch):
 def test_unknown_subcommand_is_one_line_and_exit_2(capsys):
     assert cli.main(["frobnicate"]) == 2
     assert capsys.readouterr().err == ("error: unknown command 'frobnicate'; known: check, table, "
-                                       "report, export, kept, show\n")
+                                       "report, export, verify, kept, show\n")
 
 
 def test_python_dash_m_coreset_runs_the_dispatcher():

@@ -6,6 +6,8 @@
     coreset report [...]   write the tables and figures from existing experiments
     coreset export [...]   the kept indices and weights of a selection, with provenance
                            (coreset.experiments.export)
+    coreset verify [...]   check an exported selection: checksums, re-derived from its scores
+                           (coreset.experiments.verify)
     coreset kept   [...]   a grid of kept and dropped images per class (experiments.report.kept)
     coreset show   [...]   dvc exp show with the columns a reader needs (coreset.experiments.show)
 
@@ -30,6 +32,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("coreset.experiments.export",
                "kept indices and weights of a selection (.npy, .csv, JSON "
                                  "provenance), of the workspace, a commit or an experiment"),
+    "verify": ("coreset.experiments.verify",
+               "check a release of `coreset export`: every checksum, and the selection "
+               "re-derived from its scores"),
     "kept": ("coreset.experiments.report.kept",
              "a picture of what a selector kept and dropped, per class"),
     "show": ("coreset.experiments.show",

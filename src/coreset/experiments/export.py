@@ -14,7 +14,17 @@ It writes ``<out>/`` (default ``exports/<rev>/<recipe>/``):
     kept.csv           index,weight: the same two arrays as text
     selection.json     provenance: the recipe and its params, the whole params.yaml, the code
                        commit, the dataset fingerprint (DVC md5 of data/raw and data/train from
-                       dvc.lock, sha256 of train_labels.npy), and what the indices refer to
+                       dvc.lock, sha256 of train_labels.npy), what the indices refer to, the
+                       sha256 of every other file, and the DVC md5 (dvc.lock) of the scores and
+                       the selection
+    scores.npz         the recipe's scores, byte for byte data/scores/<recipe>.npz
+    selection.npz      the selection, byte for byte data/selected/<recipe>.npz
+    train_labels.npy   the (possibly noisy) training labels the selection was made with
+                       (data/train/labels.npy)
+    SHA256SUMS         sha256 of every file above (`sha256sum -c SHA256SUMS` checks them)
+
+`coreset verify <out>` checks every checksum and re-derives the selection from the scores
+(coreset.experiments.verify).
 
 Reading a revision other than the workspace goes through :class:`dvc.api.DVCFileSystem`, so the
 selection comes from the DVC cache (or remote) without checking anything out.
@@ -38,6 +48,10 @@ from coreset.experiments.revisions import WORKSPACE, RevisionFiles
 from coreset.io import atomic_path, save_json, save_text
 
 FILES = ("kept_indices.npy", "kept_weights.npy", "kept.csv", "selection.json")
+# copied byte for byte from the revision: release name -> path in the repository ({} = recipe)
+COPIES = {"scores.npz": "data/scores/{}.npz", "selection.npz": "data/selected/{}.npz",
+          "train_labels.npy": "data/train/labels.npy"}
+SUMS = "SHA256SUMS"
 REFERS_TO = ("indices of the KEPT samples (everything else was dropped) into the TRAINING split, "
              "0-based, in the order of data/raw/train_images.npy and data/raw/train_labels.npy "
              "(data/train/*.npy, the perturbed training split, has the same order)")
@@ -103,7 +117,7 @@ def provenance(files: RevisionFiles, recipe: str, rev: str, commit: str, dirty: 
 
 
 def export(root: Path, recipe: str, rev: str, out: Path) -> list[Path]:
-    """Write the four files of one selection to ``out``; their paths."""
+    """Write the files of one release of a selection to ``out``; their paths."""
     commit, dirty = code_commit(root, rev)
     files = RevisionFiles(root, WORKSPACE if rev == WORKSPACE else commit)
     selected = f"data/selected/{recipe}.npz"
@@ -115,14 +129,37 @@ def export(root: Path, recipe: str, rev: str, out: Path) -> list[Path]:
     order = np.argsort(indices, kind="stable")  # ascending: the order of the training split
     indices, weights = indices[order], weights[order]
     meta = provenance(files, recipe, rev, commit, dirty, len(indices))
+    copies = {name: files.read(path.format(recipe)) for name, path in COPIES.items()}
+    lock = yaml.safe_load(files.read("dvc.lock")) if files.exists("dvc.lock") else {}
+    meta["dvc_md5"] = {"scores": stage_out_md5(lock, f"score@{recipe}",
+                                               COPIES["scores.npz"].format(recipe)),
+                       "selected": stage_out_md5(lock, f"select@{recipe}",
+                                                 COPIES["selection.npz"].format(recipe))}
+    return write_release(out, indices, weights, meta, copies)
+
+
+def write_release(out: Path, indices: np.ndarray, weights: np.ndarray, meta: dict[str, Any],
+                  copies: dict[str, bytes]) -> list[Path]:
+    """The release files in ``out``: the kept arrays, ``copies`` (name -> bytes, the keys of
+    :data:`COPIES`), selection.json (``meta`` plus every file's sha256) and SHA256SUMS."""
     paths = [out / name for name in FILES]
     for path, array in zip(paths[:2], (indices, weights), strict=True):
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, array)
     save_text(paths[2], "index,weight\n" + "".join(f"{i},{w:.9g}\n"
                                                     for i, w in zip(indices, weights, strict=True)))
-    save_json(paths[3], meta)
-    return paths
+    for name, data in copies.items():
+        with atomic_path(out / name) as tmp:
+            tmp.write_bytes(data)
+    data_files = [*paths[:3], *(out / name for name in copies)]
+    save_json(paths[3], {**meta, "files": {p.name: _sha256(p) for p in data_files}})
+    everything = [*paths, *(out / name for name in copies)]
+    save_text(out / SUMS, "".join(f"{_sha256(p)}  {p.name}\n" for p in everything))
+    return [*everything, out / SUMS]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -30,10 +31,12 @@ from typing import Any
 import yaml
 
 from coreset.experiments import grid
+from coreset.experiments import manifest as table_manifest
 from coreset.experiments.report import cli as report_cli
 from coreset.experiments.report import experiments
 from coreset.experiments.report.specs import ABLATION, BOOSTED
 from coreset.io import save_text
+from coreset.training import manifest
 
 # the paper tables: every report that is not another table's companion (declared once, in
 # report/specs.py and report/cli.py); each writes itself and its companions
@@ -319,7 +322,27 @@ def write_report(p: Plan, root: Path) -> int:
     print(f"  {shlex.join(['python', '-m', 'coreset.experiments.report', *args])}")
     if p.smoke:
         save_text(root / SMOKE_OUT / "SMOKE.md", SMOKE_NOTE)
-    return report_cli.main([*args, "--root", str(root)])
+    status = report_cli.main([*args, "--root", str(root)])
+    return status or write_manifest(p, root)
+
+
+def write_manifest(p: Plan, root: Path) -> int:
+    """``<table>_manifest.csv`` next to the table: one row per training run of its cells
+    (coreset.experiments.manifest). 0."""
+    base = experiments.flatten(yaml.safe_load((root / "params.yaml").read_text()))
+    exps = experiments.load(root)
+    pairs = []
+    for cell in p.cells:
+        params = full_params(base, {**p.fixed, **cell})
+        exp = next((e for e in exps if _same(params, e.params)), None)
+        if exp is not None:
+            pairs.append((" ".join(f"{k}={v}" for k, v in cell.items()), exp))
+    rows = table_manifest.rows(p.table, pairs, root, manifest.run_log())
+    out = root / (SMOKE_OUT if p.smoke else report_cli.OUT) / f"{p.table}_manifest.csv"
+    save_text(out, table_manifest.to_csv(rows))
+    found = sum(r.get("run_record") == "found" for r in rows)
+    print(f"  {out}: {len(rows)} training run(s), {found} with a run record (wall time)")
+    return 0
 
 
 def run_shard(p: Plan, args: argparse.Namespace, base: dict[str, Any]) -> int:
@@ -394,14 +417,36 @@ def parser() -> argparse.ArgumentParser:
                    help="push experiment refs only (workers that share one DVC cache)")
     w.add_argument("--gpus", type=lambda s: [x for x in s.split(",") if x], metavar="0,1,..",
                    help="one worker per GPU on this machine (a clone each), then the merge")
+    c = a.add_argument_group("submitit jobs (coreset.experiments.cluster; docs/cluster.md)")
+    c.add_argument("--submitit", choices=("slurm", "local"),
+                   help="run the shards as submitit jobs (slurm, or local processes), each in "
+                        "its own clone sharing one DVC cache, then merge here")
+    c.add_argument("--workers", type=int, metavar="N", help="number of jobs (shards)")
+    c.add_argument("--cache-dir", type=Path,
+                   help="the DVC cache every clone uses (default: this repository's cache)")
+    c.add_argument("--workdir", type=Path,
+                   help="where the clones and submitit's logs go (default .dvc/tmp/submitit)")
+    c.add_argument("--repo", help="git URL or path the jobs clone (default: this repository)")
+    c.add_argument("--timeout-min", type=int, default=24 * 60,
+                   help="each job's time limit in minutes (default 1440)")
+    c.add_argument("--cpus-per-task", type=int, default=1,
+                   help="CPU cores per job (and its BLAS/OpenMP threads; default 1)")
+    c.add_argument("--gpus-per-task", type=int, default=0,
+                   help="GPUs per job (slurm only; default 0)")
+    c.add_argument("--executor-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="passed to submitit's update_parameters, e.g. slurm_partition=gpu")
     return a
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        if sum(map(bool, (args.shard, args.merge, args.gpus))) > 1:
-            raise TableError("--shard, --merge and --gpus exclude each other")
+        if sum(map(bool, (args.shard, args.merge, args.gpus, args.submitit))) > 1:
+            raise TableError("--shard, --merge, --gpus and --submitit exclude each other")
+        # the train stages' run records (wall time, device) of every run this command starts,
+        # queued experiments and worker clones included, go to this repository's run log
+        os.environ.setdefault(manifest.RUN_LOG_ENV,
+                              str((args.root / manifest.DEFAULT_RUN_LOG).resolve()))
         check_baseline(args.root)
         base = experiments.flatten(yaml.safe_load((args.root / "params.yaml").read_text()))
         p = plan(args.table, base, tiny=args.tiny, preset=args.preset, ratios=args.ratios,
@@ -413,10 +458,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.gpus:
             failed = grid.run_local_workers(args.root, _table_args(args), args.gpus)
             return 1 if failed else merge(p, args, base)
+        if args.submitit:
+            return run_submitit(p, args, base)
         return execute(p, args.root, max(1, args.jobs), dry_run=args.dry_run)
     except (TableError, grid.GridError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def run_submitit(p: Plan, args: argparse.Namespace, base: dict[str, Any]) -> int:
+    """One submitit job per shard (coreset.experiments.cluster), then the merge here."""
+    from coreset.experiments import cluster
+
+    if args.workers is None:
+        raise TableError("--submitit needs --workers N (the number of jobs, e.g. 4)")
+    workdir = args.workdir or args.root / ".dvc" / "tmp" / "submitit"
+    cache = cluster.shared_cache(args.root, args.cache_dir, args.dvc_remote)
+    jobs = cluster.tasks(args.root, _table_args(args), args.workers, workdir, cache,
+                         args.dvc_remote, repo=args.repo, threads=args.cpus_per_task,
+                         run_log=Path(os.environ[manifest.RUN_LOG_ENV]))
+    if args.dry_run:
+        for job in jobs:
+            print(f"  shard {job.shard}: clone {job.clone}, cache {job.cache_dir or 'own'}")
+        return 0
+    ex = cluster.executor(args.submitit, workdir / "logs", timeout_min=args.timeout_min,
+                          cpus=args.cpus_per_task, gpus=args.gpus_per_task,
+                          params=parse_set(args.executor_param))
+    print(f"{p.table}: {len(jobs)} submitit job(s) on {args.submitit}, DVC cache "
+          f"{cache or 'per clone, exchanged through the DVC remote'}")
+    failures = cluster.launch(ex, jobs)
+    for line in failures:
+        print(f"error: {line}", file=sys.stderr)
+    if failures:
+        return 1
+    args.git_remote = None  # the jobs pushed their experiments into this repository
+    return merge(p, args, base)
 
 
 def _table_args(args: argparse.Namespace) -> list[str]:

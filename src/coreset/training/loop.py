@@ -117,6 +117,8 @@ class FitResult:
     loss: np.ndarray | None = None  # (E, N) float32, per-epoch training loss
     # (E, N) float32 arrays keyed margin, prob, prob_margin (training.dynamics.record)
     dynamics: dict[str, np.ndarray] = field(default_factory=dict)
+    steps: int = 0  # SGD steps taken (the run's manifest: coreset.training.manifest)
+    samples_seen: int = 0  # training samples passed through the model, over all epochs
 
     def accuracy(self, report: str) -> float:
         """Final-epoch test accuracy, or the best over epochs (test-set selection, as the Moderate
@@ -313,6 +315,7 @@ def fit(
             if losses is not None:
                 losses[idx] = ce
         steps_done += in_epoch
+        result.steps, result.samples_seen = steps_done, result.samples_seen + start
         total_loss, total_hits = sums.tolist()
         row = {"epoch": epoch + 1, "train_loss": total_loss / start,
                "train_acc": total_hits / start, "lr": opt.param_groups[0]["lr"]}
