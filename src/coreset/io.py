@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,9 +85,56 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
         np.savez(f, **arrays)
 
 
+class DamagedFile(ValueError):
+    """An artifact that exists but cannot be read as what it should be (truncated, garbage, a
+    pickle, a missing array or key); stages/_cli.py prints it with the command that restores it."""
+
+    def __init__(self, path: str | Path, why: str) -> None:
+        super().__init__(f"{path}: {' '.join(why.split())[:160]}")
+        self.path, self.why = Path(path), why
+
+
+class MissingEntry(DamagedFile, KeyError):
+    """A key or array an artifact should hold is absent (still a KeyError for callers)."""
+
+    def __str__(self) -> str:
+        return ValueError.__str__(self)
+
+
+class Entries(dict):
+    """A dict read from ``path``: a missing key raises MissingEntry naming the file."""
+
+    def __init__(self, path: str | Path, items: dict) -> None:
+        super().__init__(items)
+        self.path = path
+
+    def __missing__(self, key: object) -> None:
+        raise MissingEntry(self.path, f"no entry {key!r} (it has {', '.join(map(str, self))})")
+
+
+_UNREADABLE = (ValueError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError)
+
+
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    """The arrays of an .npz, never unpickled; a damaged file raises DamagedFile."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return Entries(path, {k: z[k] for k in z.files})
+    except FileNotFoundError:
+        raise
+    except _UNREADABLE as err:
+        raise DamagedFile(path, f"not a readable .npz ({err})") from None
+
+
+def load_npy(path: str | Path, mmap: bool = False) -> np.ndarray:
+    """A .npy array (memory-mapped read-only when ``mmap``), never unpickled; a damaged file
+    raises DamagedFile."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except _UNREADABLE as err:
+        raise DamagedFile(path, f"not a readable .npy array ({err})") from None
 
 
 def save_json(path: str | Path, obj: object) -> None:
@@ -95,7 +143,16 @@ def save_json(path: str | Path, obj: object) -> None:
 
 
 def load_json(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())
+    """A JSON object; a damaged file (or one that is not an object) raises DamagedFile."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise
+    except _UNREADABLE as err:
+        raise DamagedFile(path, f"not readable JSON ({err})") from None
+    if not isinstance(obj, dict):
+        raise DamagedFile(path, f"a JSON {type(obj).__name__}, not an object")
+    return Entries(path, obj)
 
 
 def save_text(path: str | Path, text: str) -> None:

@@ -54,7 +54,10 @@ class _Loader(_Base):  # type: ignore[misc, valid-type]
     ``_name`` is the file's name, ``_paths`` each node's key path (from :func:`_check_graph`)."""
 
     _name = "<yaml>"
-    _paths: dict[int, list[str]] = {}
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._paths: dict[int, list[str]] = {}
 
     def _key(self, node: Node, extra: str | None = None) -> str:
         path = [*self._paths.get(id(node), []), *([extra] if extra is not None else [])]

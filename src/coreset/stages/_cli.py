@@ -19,7 +19,7 @@ from pathlib import Path
 
 from coreset import artifacts
 from coreset.config import ConfigError, Params, Recipe, check_runtime, load
-from coreset.io import remove_stale_temps
+from coreset.io import DamagedFile, remove_stale_temps
 
 PARAMS = "params.yaml"
 USER_ERROR = 2
@@ -43,6 +43,8 @@ def run(main: Main, outputs: Outputs) -> None:
         params, paths = validate(argv, outputs)
         remove_stale_temps(paths)
         main(params, argv)
+    except DamagedFile as err:  # an upstream artifact is truncated, garbage, a pickle...
+        fail(f"{err}; restore it: {artifacts.restore_command(err.path)}")
     except (ConfigError, StageError) as err:
         fail(str(err))
     except FileNotFoundError as err:  # an upstream artifact is missing: the stage ran out of order
