@@ -15,6 +15,58 @@ from pathlib import Path
 
 import numpy as np
 
+# --- the launcher's liveness: a stage whose `dvc` was killed must not overwrite a newer run ---
+# DVC runs a stage's cmd through a shell; when `dvc` is killed the stage keeps running, and a newer
+# `dvc repro` may meanwhile rerun the stage. The stage records its launcher at its start (its
+# parent and, through the shells in between, the first ancestor that is not a shell: `dvc`), by pid
+# AND start time (a pid can be reused), and every atomic write checks, just before its rename, that
+# they all still run: an orphan never replaces an output. The window between the check and the
+# rename is one system call.
+
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "fish", "busybox"})
+_LAUNCHER: list[tuple[int, str]] = []  # (pid, start time) of the parent chain; empty = unchecked
+
+
+class LauncherGone(RuntimeError):
+    """The process that started this stage is gone: the output is not written (one line)."""
+
+
+def _proc(pid: int) -> tuple[str, int, str] | None:
+    """(command name, parent pid, start time) from /proc, or None when the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return comm, int(fields[1]), fields[19]  # state ppid ... starttime (field 22 of proc(5))
+
+
+def pin_launcher() -> None:
+    """Record this process's launcher (see above); called by every stage at its start."""
+    chain = []
+    pid = os.getppid()
+    while pid > 1:
+        info = _proc(pid)
+        if info is None:  # no /proc (macOS): the parent pid alone
+            chain = [(os.getppid(), "")]
+            break
+        chain.append((pid, info[2]))
+        if info[0] not in _SHELLS:
+            break
+        pid = info[1]
+    _LAUNCHER[:] = chain
+
+
+def check_launcher(path: str | Path) -> None:
+    """Raise LauncherGone unless every recorded launcher process still runs."""
+    for pid, start in _LAUNCHER:
+        info = _proc(pid)
+        alive = (os.getppid() == pid) if start == "" else (info is not None and info[2] == start)
+        if not alive:
+            raise LauncherGone(f"{path}: not written: the process that started this stage (pid "
+                               f"{pid}, e.g. dvc) is gone, and a newer run may own this output")
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -27,6 +79,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         tmp.chmod(0o644)  # mkstemp makes 0600 files; artifacts are meant to be shared
+        check_launcher(path)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -44,6 +97,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         tmp.chmod(0o755)
+        check_launcher(path)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
