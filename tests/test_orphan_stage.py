@@ -4,6 +4,7 @@ atomic writes check, just before their rename, that the launcher recorded at the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -62,7 +63,5 @@ def test_an_orphaned_stage_does_not_overwrite_outputs(tmp_path, kill):
         assert (tmp_path / "out.txt").read_text() == "stale run\n"
         assert not (tmp_path / "refused").exists()
     if kill:  # the orphaned shell, if it has not ended yet
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(dvc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
