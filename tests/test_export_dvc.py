@@ -24,8 +24,9 @@ TINY = {"selectors": ["random", "moderate"], "seeds": [0, 1], "pretrain": {"seed
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    repo = tiny_repo.make(tmp_path_factory.mktemp("repo"), TINY, commit=False)
+def repo(tmp_path_factory, shared_dvc_cache) -> Path:
+    repo = tiny_repo.make(tmp_path_factory.mktemp("repo"), TINY, commit=False,
+                          cache=shared_dvc_cache)
     sh(repo, "git", "init", "-q")
     sh(repo, "dvc", "repro")
     tiny_repo.git(repo, "add", "-A")

@@ -333,7 +333,7 @@ def run(repo: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def tiny_repo(tmp_path_factory) -> Path:
+def tiny_repo(tmp_path_factory, shared_dvc_cache) -> Path:
     """A committed tiny baseline (the --tiny settings, two selectors, ratio 0.2) + the recipe
     selectors_x_ratios at ratios 0.2, 0.3, 0.4: two experiments queued and run in parallel."""
     overrides: dict = {"selectors": TINY_SELECTORS}
@@ -343,7 +343,8 @@ def tiny_repo(tmp_path_factory) -> Path:
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-    repo = repo_copy.make(tmp_path_factory.mktemp("report_repo"), overrides)
+    repo = repo_copy.make(tmp_path_factory.mktemp("report_repo"), overrides,
+                          cache=shared_dvc_cache)
     run(repo, "dvc", "repro", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "baseline")

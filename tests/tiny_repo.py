@@ -22,15 +22,21 @@ def merge(tree: dict, over: dict) -> dict:
     return tree
 
 
-def make(dest: Path, overrides: dict, commit: bool = True) -> Path:
+def make(dest: Path, overrides: dict, commit: bool = True, cache: Path | None = None) -> Path:
     """The repository's code, DVC config and plot templates in ``dest``, with params.yaml merged
-    with ``overrides``; a git repository with one commit unless ``commit`` is False."""
+    with ``overrides``; a git repository with one commit unless ``commit`` is False.
+
+    ``cache``: a DVC cache directory shared with other copies (``.dvc/config.local``), so that a
+    stage another test already ran with the same deps and params is restored from the run-cache
+    instead of recomputed. Tests that assert which stages run keep a cache of their own."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         shutil.copy(ROOT / name, dest / name)
     for folder in FOLDERS:
         shutil.copytree(ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / ".dvc" / "config", dest / ".dvc" / "config")
+    if cache is not None:
+        (dest / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {cache}\n")
     params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     if commit:

@@ -32,13 +32,13 @@ import numpy as np
 from coreset import safe_yaml
 from coreset.data.datasets import NAMES as DATASETS
 from coreset.data.label_noise import MODES as NOISE_MODES
-from coreset.data.names import ATTACKS, CORRUPTIONS
+from coreset.data.names import ATTACKS, CORRUPTIONS, LOADERS
 from coreset.models import AUTO as AUTO_MODEL
 from coreset.models import MODELS, min_size
 from coreset.rules import Bool, Choice, Float, Int, Items, RuleError, Text
 from coreset.scores.registry import WINDOWS
 from coreset.training.dynamic import BUDGETS, DYNAMIC
-from coreset.training.options import AUGMENTS, LOADERS, REPORTS, SCHEDULES
+from coreset.training.options import AUGMENTS, REPORTS, SCHEDULES
 
 SEED_MAX = 2**32 - 1  # numpy's legacy seeding and scikit-learn's random_state stop here
 RESERVED_RECIPES = ("full",)  # train@full-<seed> is the full-data reference row
@@ -77,7 +77,7 @@ SEED = Int(0, SEED_MAX)
 SEEDS = Items(SEED, f"seeds (integers in 0..{SEED_MAX}, at most {MAX_SEEDS})",
               max_items=MAX_SEEDS)
 RATE = Float(0.0, 1.0)
-CORRUPTION_TYPES = Items(Choice(CORRUPTIONS), f"corruptions ({', '.join(CORRUPTIONS)})")
+CORRUPTION_TYPES = Items(Choice(tuple(CORRUPTIONS)), f"corruptions ({', '.join(CORRUPTIONS)})")
 MILESTONES = Items(Int(1, MAX_EPOCHS), f"epoch numbers in 1..{MAX_EPOCHS}", nonempty=False,
                    increasing=True)
 RECIPE_NAMES = Items(Text("a recipe name"), "recipe names")

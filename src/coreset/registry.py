@@ -74,7 +74,8 @@ class Registry(Generic[T]):
     def entry(self, name: str) -> Entry[T]:
         self._ready()
         if name not in self._entries:
-            raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
+            known = ", ".join(sorted(self.names()))
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {known}")
         return self._entries[name]
 
     def get(self, name: str) -> T:
@@ -93,6 +94,12 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
+    def items(self) -> list[tuple[str, T]]:
+        return [(name, self.get(name)) for name in self.names()]
 
     def __len__(self) -> int:
         return len(self.names())

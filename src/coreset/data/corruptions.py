@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as nnf
 import torchvision.transforms.v2.functional as tvf
 
+from coreset.data import names
 from coreset.data.sampling import choose
 
 Corruption = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
@@ -172,13 +173,7 @@ def line_kernel(size: int, angle: float) -> np.ndarray:
     return kernel / kernel.sum()
 
 
-CORRUPTIONS: dict[str, Corruption] = {
-    "gaussian_noise": gaussian_noise,
-    "occlusion": occlusion,
-    "resolution": resolution,
-    "fog": fog,
-    "motion_blur": motion_blur,
-}
+CORRUPTIONS = names.CORRUPTIONS  # name -> one of the functions above (the catalog)
 
 
 def corrupt_images(

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from coreset.training.options import LOADERS
+from coreset.data.names import LOADERS
 
 _CHUNK_ROWS = 4096  # rows per host -> device chunk when a set is uploaded whole
 

@@ -36,7 +36,7 @@ import numpy as np
 import yaml
 
 from coreset import safe_yaml
-from coreset.experiments.report.experiments import WORKSPACE, RevisionFiles
+from coreset.experiments.revisions import WORKSPACE, RevisionFiles
 from coreset.io import atomic_path, save_json, save_text
 
 FILES = ("kept_indices.npy", "kept_weights.npy", "kept.csv", "selection.json")

@@ -35,9 +35,11 @@ from coreset.experiments.report import experiments
 from coreset.experiments.report.specs import ABLATION, BOOSTED
 from coreset.io import save_text
 
-TABLES = ("selectors_x_ratios", "robustness", "ablation", "boosted", "overlap",
-          "pretrain_epochs", "generalisation")
-REPORTS = {"ablation": ("ablation", "windows")}  # table -> report names (default: itself)
+# the paper tables: every report that is not another table's companion (declared once, in
+# report/specs.py and report/cli.py); each writes itself and its companions
+TABLES = tuple(n for n in report_cli.NAMES
+               if n not in {c for cs in report_cli.COMPANIONS.values() for c in cs})
+REPORTS = {t: (t, *report_cli.COMPANIONS.get(t, ())) for t in TABLES}
 PAPER_RATIOS = (0.2, 0.3, 0.4, 0.6, 0.8)  # Moderate, Tables 5-7
 ROBUST_RATIOS = (0.2, 0.3)  # Moderate, Tables 3, 4, 10
 # --tiny writes its report here, next to a note that labels it: never over plots/report
@@ -269,7 +271,7 @@ def command(overrides: dict[str, Any]) -> str:
 
 def report_args(p: Plan) -> list[str]:
     """`coreset report` arguments: this table command's reports, in its params context."""
-    args = list(REPORTS.get(p.table, (p.table,)))
+    args = list(REPORTS[p.table])
     for key, value in p.fixed.items():
         if key not in ("seeds", "selectors"):
             args += ["--set", f"{key}={json.dumps(value)}"]

@@ -10,18 +10,23 @@ Scores never depend on the selection ratio: ``select`` applies ratio, window and
 ``greedy.py``).
 
 Adding a selector is one function and one ``@register(...)`` line that declares its parameters
-(``params={"name": rule}`` with the rules of ``params.py``), plus a test.
+(``params={"name": rule}`` with the rules of ``params.py``), in a new or an existing module of
+``coreset/scores/``, plus a test: :func:`load_all` imports every module of the package that
+calls ``@register(``, so nothing else lists selector modules.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from coreset.registry import Registry
 from coreset.scores.params import ParamError, Rule, check
 from coreset.scores.selection import WINDOWS, order_to_score
 
@@ -66,7 +71,14 @@ class SelectorSpec:
         return selected[keep], weights[keep]
 
 
-REGISTRY: dict[str, SelectorSpec] = {}
+def _discover() -> None:
+    """Import every module of ``coreset.scores`` whose source registers a selector."""
+    for path in sorted(Path(__file__).parent.glob("[!_]*.py")):
+        if "@register(" in path.read_text(encoding="utf-8") and path.stem != "registry":
+            importlib.import_module(f"coreset.scores.{path.stem}")
+
+
+REGISTRY: Registry[SelectorSpec] = Registry("selector method", discover=_discover)
 
 
 def _keyword_defaults(fn: ScoreFn) -> dict[str, object]:
@@ -98,8 +110,6 @@ def register(
     rules = dict(params or {})
 
     def deco(fn: ScoreFn) -> ScoreFn:
-        if name in REGISTRY:
-            raise ValueError(f"selector {name!r} registered twice")
         defaults = _keyword_defaults(fn)
         if set(rules) != set(defaults):
             raise ValueError(f"register({name!r}): declared params {sorted(rules)} differ from the "
@@ -113,10 +123,11 @@ def register(
             _check_values(name, rules, kwargs)
             return fn(ctx, rng=rng, balance=balance, **kwargs)
 
-        REGISTRY[name] = SelectorSpec(
+        spec = SelectorSpec(
             name=name, fn=checked, family=family, window=window, balance=balance, paper=paper,
             weigher=weigher, needs_model=needs_model, defaults=defaults, rules=rules,
         )
+        REGISTRY.register(name)(spec)
         return checked
 
     return deco
@@ -140,14 +151,9 @@ def validate_params(method: str, params: dict) -> dict:
 
 
 def get(name: str) -> SelectorSpec:
-    load_all()
-    if name not in REGISTRY:
-        raise KeyError(f"unknown selector method {name!r}; known: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name]
+    return REGISTRY.get(name)
 
 
-def load_all() -> dict[str, SelectorSpec]:
-    """Import every selector module so that its ``@register`` lines run."""
-    from coreset.scores import _modules  # noqa: F401  (imports for their side effect)
-
+def load_all() -> Registry[SelectorSpec]:
+    """Every registered selector (the first call imports the selector modules)."""
     return REGISTRY

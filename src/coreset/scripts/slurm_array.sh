@@ -19,7 +19,7 @@
 set -euo pipefail
 : "${SLURM_ARRAY_TASK_ID:?submit with sbatch --array=0-(N-1)}"
 : "${SLURM_ARRAY_TASK_COUNT:?submit with sbatch --array=0-(N-1)}"
-[ $# -ge 1 ] || { echo "usage: sbatch --array=0-(N-1) $0 TABLE [paper_tables options]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: sbatch --array=0-(N-1) $0 TABLE [coreset table options]" >&2; exit 2; }
 
 repo=${CORESET_REPO:-${SLURM_SUBMIT_DIR:-$PWD}}
 clone=${CORESET_WORKDIR:-${TMPDIR:-/tmp}}/coreset-${SLURM_ARRAY_JOB_ID:-$$}-${SLURM_ARRAY_TASK_ID}

@@ -9,8 +9,9 @@ from typing import Any
 import pandas as pd
 
 from coreset.experiments.report import analyses, figures, tables
-from coreset.experiments.report.experiments import Experiment, RevisionFiles, accuracies, matching
+from coreset.experiments.report.experiments import Experiment, accuracies, matching
 from coreset.experiments.report.specs import SPECS, VARIANTS, Params, Spec, percent
+from coreset.experiments.revisions import RevisionFiles
 from coreset.io import save_text
 from coreset.training.dynamic import protocol_line
 

@@ -23,7 +23,10 @@ from coreset.experiments.report import experiments
 from coreset.experiments.report.build import NoData, write
 from coreset.experiments.report.specs import SPECS
 
+# every report; a paper table (`coreset table NAME`) is a report that is not a companion, and
+# writes its companions with it: the tables' list is derived from this one, never kept apart
 NAMES = (*SPECS, "overlap", "windows")
+COMPANIONS = {"ablation": ("windows",)}  # table -> the other reports its experiments feed
 OUT = Path("plots/report")  # not a DVC output: the report is written outside the pipeline
 
 

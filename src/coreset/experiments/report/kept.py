@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from coreset.experiments.report import figures
-from coreset.experiments.report.experiments import WORKSPACE, RevisionFiles
+from coreset.experiments.revisions import WORKSPACE, RevisionFiles
 
 
 def main(argv: Sequence[str] | None = None) -> int:
