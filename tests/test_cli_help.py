@@ -118,7 +118,7 @@ def dvc_outs(stage: dict, item: dict) -> set[str]:
 
 
 @pytest.mark.parametrize(("stage", "module", "argv", "item"), [
-    ("download", "download", [], {}), ("attacker", "attacker", [], {}),
+    ("check", "check", [], {}), ("download", "download", [], {}), ("attacker", "attacker", [], {}),
     ("corrupt", "corrupt", [], {}), ("embed", "embed", [], {}), ("evaluate", "evaluate", [], {}),
     ("score", "score", ["el2n"], {"selector": "el2n"}),
     ("select", "select", ["el2n"], {"selector": "el2n"}),

@@ -2,7 +2,9 @@
 change, and that reruns reproduce the same bytes."""
 
 import hashlib
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,9 @@ TINY = {
 
 
 def ran(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
+    """The stages that ran, besides `check` (always_changed: it validates params.yaml on every
+    repro, with the same output bytes, so it never makes another stage stale)."""
+    return set(re.findall(r"Running stage '([^']+)'", output)) - {"check"}
 
 
 def restored(output: str) -> set[str]:
@@ -94,3 +98,51 @@ def test_pipeline_end_to_end_and_incremental_reruns(repo):
     out = sh(repo, "dvc", "repro", "--force", "--single-item", *chain)
     assert ran(out) == set(chain)
     assert digest(repo, *outputs) == before
+
+
+def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
+    return subprocess.run(["dvc", *args], cwd=repo, capture_output=True, text=True, env=env)
+
+
+def test_an_invalid_file_never_exits_0_and_removes_nothing(repo):
+    """Every stage is up to date (the test above ran the pipeline): an invalid key that feeds no
+    stale stage still fails `dvc repro` (the check stage runs on every repro) with the one line,
+    and no output is removed; `dvc exp run` with an unknown key records no experiment."""
+    outputs = ("data/**/*.npz", "data/raw/*", "metrics/**/*.json", "plots/*.csv",
+               "metrics/summary.md", "data/params.ok")
+    before = digest(repo, *outputs)
+    experiments = dvc(repo, "exp", "list", "--name-only").stdout
+    params = (repo / "params.yaml").read_text()
+    unselected = yaml.safe_load(params)
+    unselected["recipes"]["cal"]["window"] = "mid"  # cal is not in `selectors`
+    for text in (params + "\nratoi: 0.3\n", yaml.safe_dump(unselected, sort_keys=False),
+                 params + "\nseed: 1\n"):  # a key given twice: DVC's own parser refuses it
+        (repo / "params.yaml").write_text(text)
+        proc = dvc(repo, "repro")
+        assert proc.returncode != 0, proc.stdout[-2000:]
+        errors = [x for x in proc.stderr.splitlines() if x.startswith("error: params.yaml")]
+        assert len(errors) == 1 or "duplicate key" in proc.stderr, proc.stderr
+        assert digest(repo, *outputs) == before
+    sh(repo, "git", "checkout", "params.yaml")
+    proc = dvc(repo, "exp", "run", "-S", "+ratoi=0.3")
+    assert proc.returncode != 0
+    assert "error: params.yaml: ratoi = 0.3 is not allowed" in proc.stderr
+    assert dvc(repo, "exp", "list", "--name-only").stdout == experiments
+    sh(repo, "git", "checkout", "params.yaml")
+    assert digest(repo, *outputs) == before
+
+
+def test_evaluate_depends_on_exactly_the_current_grid(repo):
+    """After `selectors` shrinks, the removed recipe's files leave evaluate's folders (the check
+    stage prunes them): the same grid gives the same evaluate deps whatever ran in between, so
+    it is restored from the run-cache instead of rerun."""
+    sh(repo, "dvc", "exp", "run", "-S", "selectors=[random]", "-S", "ratio=0.1")
+    assert sorted(p.name for p in (repo / "data/selected").glob("*.npz")) == ["random.npz"]
+    assert sorted(p.name for p in (repo / "metrics/train").glob("*.json")) == [
+        "full-0.json", "random-0.json"]
+    sh(repo, "dvc", "exp", "run", "-S", "selectors=[random,moderate]", "-S", "ratio=0.1")
+    out = sh(repo, "dvc", "exp", "run", "-S", "selectors=[random]", "-S", "ratio=0.1")
+    assert "evaluate" not in ran(out)
+    assert "evaluate" in restored(out)
+    sh(repo, "git", "checkout", "params.yaml")

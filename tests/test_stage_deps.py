@@ -39,7 +39,8 @@ TINY = {
 }
 # (dvc.yaml stage, module, arguments), in pipeline order
 RUNS = [
-    ("download", "download", []), ("attacker", "attacker", []), ("corrupt", "corrupt", []),
+    ("check", "check", []), ("download", "download", []), ("attacker", "attacker", []),
+    ("corrupt", "corrupt", []),
     ("pretrain", "pretrain", []), ("embed", "embed", []),
     ("score", "score", ["craig"]), ("score", "score", ["input_grad"]),
     ("select", "select", ["craig"]), ("select", "select", ["input_grad"]),

@@ -15,12 +15,15 @@
 
 from __future__ import annotations
 
+import os
+import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from coreset.io import atomic_path, load_json
+from coreset.io import DamagedFile, atomic_path, load_json, load_npy
 
 RAW = Path("data/raw")
 ATTACKER = Path("models/attacker.pt")
@@ -32,6 +35,9 @@ SCORES = Path("data/scores")
 SELECTED = Path("data/selected")
 TRAIN_METRICS = Path("metrics/train")
 CURVES = Path("plots/curves")
+_STAGE_OF = ((Path("data/params.ok"), "check"), (RAW, "download"), (ATTACKER, "attacker"),
+             (TRAIN, "corrupt"), (PRETRAIN, "pretrain"), (DYNAMICS, "pretrain"),
+             (CURVES / "pretrain", "pretrain"), (EMBED, "embed"))
 
 
 @dataclass
@@ -52,13 +58,18 @@ def meta() -> Meta:
 def raw_split(split: str, mmap: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(images, labels) of the clean ``train`` or ``test`` split; images read-only memory-mapped
     when ``mmap`` (data/stream.py reads them batch by batch)."""
-    images = np.load(RAW / f"{split}_images.npy", mmap_mode="r" if mmap else None)
-    return images, np.load(RAW / f"{split}_labels.npy")
+    images = load_npy(RAW / f"{split}_images.npy", mmap=mmap)
+    return images, load_npy(RAW / f"{split}_labels.npy")
 
 
 def class_counts(labels_file: Path, num_classes: int = 0) -> np.ndarray:
     """Samples per class in a labels file (memory-mapped: no copy of a large split)."""
-    return np.bincount(np.load(labels_file, mmap_mode="r"), minlength=num_classes)
+    labels = load_npy(labels_file, mmap=True)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or \
+            (len(labels) and (labels.min() < 0 or labels.max() >= max(num_classes, 1))):
+        raise DamagedFile(labels_file, f"not class ids 0..{num_classes - 1} ({labels.dtype} "
+                          f"{labels.shape})")
+    return np.bincount(labels, minlength=num_classes)
 
 
 def raw_class_counts(dataset: str) -> tuple[np.ndarray, str] | None:
@@ -78,8 +89,7 @@ def training_set() -> dict[str, np.ndarray]:
     """The (perturbed) training split with its perturbation record; the images memory-mapped
     read-only (a dataset larger than memory is streamed, data/stream.py)."""
     names = ("images", "labels", "true_labels", "image_kind", "label_flipped")
-    return {k: np.load(TRAIN / f"{k}.npy", mmap_mode="r" if k == "images" else None)
-            for k in names}
+    return {k: load_npy(TRAIN / f"{k}.npy", mmap=k == "images") for k in names}
 
 
 def perturbed_mask(train: dict[str, np.ndarray]) -> np.ndarray:
@@ -108,7 +118,40 @@ def load_model(path: Path, device):
 
     from coreset.models import create
 
-    state = torch.load(path, map_location=device, weights_only=True)
-    model = create(state["name"], state["num_classes"], state["channels"], state["image_size"])
-    model.load_state_dict(state["state_dict"])
+    try:  # weights_only: a checkpoint is tensors and plain values, never arbitrary pickles
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError,
+            zipfile.BadZipFile) as err:
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DamagedFile(path, f"not a readable weights-only checkpoint ({why})") from None
+    try:
+        model = create(state["name"], state["num_classes"], state["channels"],
+                       state["image_size"])
+        model.load_state_dict(state["state_dict"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as err:
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DamagedFile(path, f"not a checkpoint of this version ({why})") from None
     return model.to(device).eval()
+
+
+def restore_command(path: str | Path) -> str:
+    """The command that brings back the artifact ``path`` (the stage of dvc.yaml that writes
+    it): from the DVC cache, or by rerunning the stage."""
+    path = Path(os.path.relpath(Path(path).absolute()))
+    parts, stem = path.parts, path.stem
+    if path.is_relative_to(SCORES):
+        stage = f"score@{stem}"
+    elif path.is_relative_to(SELECTED):
+        stage = f"select@{stem}"
+    elif path.is_relative_to(TRAIN_METRICS) or path.is_relative_to(CURVES / "train"):
+        recipe, _, seed = stem.rpartition("-")
+        stage = f"train_full@{seed}" if recipe == "full" else f"train@{stem}"
+    else:
+        stage = next((s for prefix, s in _STAGE_OF if path == prefix
+                      or path.is_relative_to(prefix)), "")
+    if not stage or ".." in parts:
+        return "dvc checkout (or dvc repro)"
+    return f"dvc checkout {path} (or dvc repro --force {stage})"
+

@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from coreset import safe_yaml
 from coreset.data.datasets import NAMES as DATASETS
 from coreset.data.label_noise import MODES as NOISE_MODES
 from coreset.data.names import ATTACKS, CORRUPTIONS, LOADERS
 from coreset.models import AUTO as AUTO_MODEL
 from coreset.models import MODELS, min_size
+from coreset.rules import Bool, Choice, Float, Int, Items, RuleError, Text
 from coreset.scores.registry import WINDOWS
 from coreset.training.dynamic import BUDGETS, DYNAMIC
 from coreset.training.options import AUGMENTS, REPORTS, SCHEDULES
@@ -51,112 +52,38 @@ def _fail(key: str, value: object, allowed: str) -> ConfigError:
     return ConfigError(f"params.yaml: {key} = {value!r} is not allowed: {allowed}")
 
 
-# --- checkers: each is called with (key, value) and returns the typed value or raises ----------
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _number_hint(v: Any) -> str:
-    """PyYAML reads 1e-3 (no dot) as text: say so, it is the most common surprise."""
-    try:
-        float(v)
-    except (TypeError, ValueError):
-        return ""
-    return " (YAML reads this as text; write it with a dot, e.g. 1.0e-3)" if isinstance(v, str) \
-        else ""
+# --- the vocabulary: coreset.rules (shared with the selector parameters) -------------------------
+# Every number has an upper bound: a value past it would allocate absurd memory (the per-epoch
+# dynamics are seeds x epochs x N) or run for weeks; the bounds are far above every paper's value.
+MAX_EPOCHS = 1000  # DeepCore and Moderate train 200 epochs
+MAX_STEPS = 10_000_000  # CCS: 40 000 steps
+MAX_BATCH = 65_536
+MAX_IMAGE_SIZE = 1024  # image trees are resized to image_size x image_size
+MAX_THREADS = 1024
+MAX_ATTACK_STEPS = 1000  # PGD: 10 steps
+MAX_SEEDS = 100  # training seeds of a table, pretraining seeds of the score models
 
 
-@dataclass(frozen=True)
-class Int:
-    low: int = 0
-    high: int | None = None
-
-    def __call__(self, key: str, v: Any) -> int:
-        if not _is_int(v) or v < self.low or (self.high is not None and v > self.high):
-            rng = f"in {self.low}..{self.high}" if self.high is not None else f">= {self.low}"
-            raise _fail(key, v, f"an integer {rng}{_number_hint(v)}")
-        return v
-
-
-@dataclass(frozen=True)
-class Num:
-    low: float
-    high: float
-    low_open: bool = False
-    high_open: bool = False
-
-    def __call__(self, key: str, v: Any) -> float:
-        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-        if not ok or not (self.low < v if self.low_open else self.low <= v) \
-                or not (v < self.high if self.high_open else v <= self.high):
-            lo, hi = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            raise _fail(key, v, f"a number in {lo}{self.low:g}, {self.high:g}{hi}"
-                                f"{_number_hint(v)}")
-        return float(v)
-
-
-@dataclass(frozen=True)
-class Choice:
-    allowed: tuple[str, ...]
-
-    def __call__(self, key: str, v: Any) -> str:
-        if not isinstance(v, str) or v not in self.allowed:
-            raise _fail(key, v, f"one of {', '.join(self.allowed)}")
-        return v
-
-
-def _bool(key: str, v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise _fail(key, v, "true or false")
-    return v
-
-
-def _text(key: str, v: Any) -> str:
-    if not isinstance(v, str) or not v.strip():
-        raise _fail(key, v, "a non-empty path")
-    return v
-
-
-@dataclass(frozen=True)
-class Items:
-    """A list whose items pass the checker ``item``, without duplicates."""
-
-    item: Any  # a checker called with (key, item)
-    what: str
-    nonempty: bool = True
-    increasing: bool = False
-
-    def __call__(self, key: str, v: Any) -> tuple:
-        if not isinstance(v, list) or (self.nonempty and not v):
-            raise _fail(key, v, f"a {'non-empty ' if self.nonempty else ''}list of {self.what}")
-        for x in v:
-            try:
-                self.item(key, x)
-            except ConfigError:
-                raise _fail(key, v, f"a list of {self.what}") from None
-        if len(set(v)) != len(v):
-            raise _fail(key, v, f"a list of {self.what} without duplicates")
-        if self.increasing and list(v) != sorted(v):
-            raise _fail(key, v, f"a list of {self.what} in increasing order")
-        return tuple(v)
+def _check(check: Any) -> dict[str, Any]:
+    """A field's metadata: the rule that validates its value in params.yaml."""
+    return {"check": check}
 
 
 def _section(cls: type) -> Any:
     return lambda key, v: build(cls, v, key)
 
 
-def _check(check: Any) -> dict[str, Any]:
-    """A field's metadata: the checker that validates its value in params.yaml."""
-    return {"check": check}
-
-
 SEED = Int(0, SEED_MAX)
-SEEDS = Items(SEED, f"seeds (integers in 0..{SEED_MAX})")
-RATE = Num(0.0, 1.0)
+SEEDS = Items(SEED, f"seeds (integers in 0..{SEED_MAX}, at most {MAX_SEEDS})",
+              max_items=MAX_SEEDS)
+RATE = Float(0.0, 1.0)
 CORRUPTION_TYPES = Items(Choice(tuple(CORRUPTIONS)), f"corruptions ({', '.join(CORRUPTIONS)})")
-MILESTONES = Items(Int(1), "epoch numbers >= 1", nonempty=False, increasing=True)
-RECIPE_NAMES = Items(_text, "recipe names")
+MILESTONES = Items(Int(1, MAX_EPOCHS), f"epoch numbers in 1..{MAX_EPOCHS}", nonempty=False,
+                   increasing=True)
+RECIPE_NAMES = Items(Text("a recipe name"), "recipe names")
+BOOL = Bool()
+PATH = Text()
+BATCH = Int(1, MAX_BATCH)
 
 
 # --- the sections of params.yaml, one dataclass each ---------------------------------------------
@@ -164,13 +91,13 @@ RECIPE_NAMES = Items(_text, "recipe names")
 @dataclass(frozen=True)
 class Data:
     dataset: str = field(metadata=_check(Choice(DATASETS)))
-    root: str = field(metadata=_check(_text))
+    root: str = field(metadata=_check(PATH))
     # digits' stratified split needs every class on both sides of it
-    test_fraction: float = field(metadata=_check(Num(0.01, 0.99)))
+    test_fraction: float = field(metadata=_check(Float(0.01, 0.9)))
     split_seed: int = field(metadata=_check(SEED))
-    image_size: int = field(metadata=_check(Int(8)))
+    image_size: int = field(metadata=_check(Int(8, MAX_IMAGE_SIZE)))
     loader: str = field(metadata=_check(Choice(LOADERS)))
-    host_memory_gb: float = field(metadata=_check(Num(0.0, 1e6, low_open=True)))
+    host_memory_gb: float = field(metadata=_check(Float(0.0, 1e6, open_low=True)))
 
 
 @dataclass(frozen=True)
@@ -190,9 +117,9 @@ class Images:
 class Adversarial:
     rate: float = field(metadata=_check(RATE))
     method: str = field(metadata=_check(Choice(ATTACKS)))
-    eps: float = field(metadata=_check(Num(0.0, 1.0, low_open=True)))
-    alpha: float = field(metadata=_check(Num(0.0, 1.0, low_open=True)))
-    steps: int = field(metadata=_check(Int(1)))
+    eps: float = field(metadata=_check(Float(0.0, 1.0, open_low=True)))
+    alpha: float = field(metadata=_check(Float(0.0, 1.0, open_low=True)))
+    steps: int = field(metadata=_check(Int(1, MAX_ATTACK_STEPS)))
 
 
 @dataclass(frozen=True)
@@ -208,19 +135,19 @@ class TrainParams:
     """A training run's recipe: the `attacker` and `train` sections (`pretrain` adds `seeds`)."""
 
     model: str = field(metadata=_check(Choice((AUTO_MODEL, *MODELS))))
-    epochs: int = field(metadata=_check(Int(1)))
-    batch_size: int = field(metadata=_check(Int(1)))
-    lr: float = field(metadata=_check(Num(0.0, 10.0, low_open=True)))
-    momentum: float = field(metadata=_check(Num(0.0, 1.0, high_open=True)))
-    weight_decay: float = field(metadata=_check(Num(0.0, 1.0)))
-    nesterov: bool = field(metadata=_check(_bool))
+    epochs: int = field(metadata=_check(Int(1, MAX_EPOCHS)))
+    batch_size: int = field(metadata=_check(BATCH))
+    lr: float = field(metadata=_check(Float(0.0, 10.0, open_low=True)))
+    momentum: float = field(metadata=_check(Float(0.0, 1.0, open_high=True)))
+    weight_decay: float = field(metadata=_check(Float(0.0, 1.0)))
+    nesterov: bool = field(metadata=_check(BOOL))
     schedule: str = field(metadata=_check(Choice(SCHEDULES)))
     milestones: tuple[int, ...] = field(metadata=_check(MILESTONES))
-    gamma: float = field(metadata=_check(Num(0.0, 1.0, low_open=True)))
-    step_size: int = field(metadata=_check(Int(1)))
+    gamma: float = field(metadata=_check(Float(0.0, 1.0, open_low=True)))
+    step_size: int = field(metadata=_check(Int(1, MAX_EPOCHS)))
     augment: str = field(metadata=_check(Choice(AUGMENTS)))
     report: str = field(metadata=_check(Choice(REPORTS)))
-    compile: bool = field(default=False, metadata=_check(_bool))  # torch.compile the model (CUDA)
+    compile: bool = field(default=False, metadata=_check(BOOL))  # torch.compile the model (CUDA)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -235,11 +162,11 @@ class CoresetTrainParams(TrainParams):
     training. Pretraining and the attacker always train for `epochs` over their full data."""
 
     budget: str = field(metadata=_check(Choice(BUDGETS)))
-    steps: int = field(metadata=_check(Int(0)))  # >= 1 when budget is steps (see parse)
+    steps: int = field(metadata=_check(Int(0, MAX_STEPS)))  # >= 1 when budget is steps (see parse)
     dynamic: str = field(metadata=_check(Choice(DYNAMIC)))
-    dynamic_ratio: float = field(metadata=_check(Num(0.0, 1.0, low_open=True)))
-    infobatch_prune: float = field(metadata=_check(Num(0.0, 1.0, high_open=True)))
-    infobatch_anneal: float = field(metadata=_check(Num(0.0, 1.0)))
+    dynamic_ratio: float = field(metadata=_check(Float(0.0, 1.0, open_low=True)))
+    infobatch_prune: float = field(metadata=_check(Float(0.0, 1.0, open_high=True)))
+    infobatch_anneal: float = field(metadata=_check(Float(0.0, 1.0)))
 
     def protocol(self) -> dict[str, Any]:
         """What every result records about how it was trained (and training.dynamic.protocol_line
@@ -256,7 +183,7 @@ class CoresetTrainParams(TrainParams):
 
 @dataclass(frozen=True)
 class Embed:
-    batch_size: int = field(metadata=_check(Int(1)))
+    batch_size: int = field(metadata=_check(BATCH))
 
 
 @dataclass(frozen=True)
@@ -299,7 +226,7 @@ def _recipe(key: str, name: Any, node: Any) -> Recipe:
     except ParamError as err:
         raise _fail(f"{key}.params.{err.param}", err.value, err.allowed) from None
     return Recipe(name=name, method=method, window=Choice(WINDOWS)(f"{key}.window", node["window"]),
-                  balance=_bool(f"{key}.balance", node["balance"]), params=full)
+                  balance=BOOL(f"{key}.balance", node["balance"]), params=full)
 
 
 def _device(key: str, v: Any) -> str:
@@ -311,11 +238,11 @@ def _device(key: str, v: Any) -> str:
 @dataclass(frozen=True)
 class Params:
     seed: int = field(metadata=_check(SEED))
-    ratio: float = field(metadata=_check(Num(0.0, 1.0, low_open=True)))
+    ratio: float = field(metadata=_check(Float(0.0, 1.0, open_low=True)))
     selectors: tuple[str, ...] = field(metadata=_check(RECIPE_NAMES))  # defined? see parse
     seeds: tuple[int, ...] = field(metadata=_check(SEEDS))
     device: str = field(metadata=_check(_device))
-    cpu_threads: int = field(metadata=_check(Int(0)))
+    cpu_threads: int = field(metadata=_check(Int(0, MAX_THREADS)))
     data: Data = field(metadata=_check(_section(Data)))
     corrupt: Corrupt = field(metadata=_check(_section(Corrupt)))
     pretrain: PretrainParams = field(metadata=_check(_section(PretrainParams)))
@@ -365,7 +292,10 @@ def build(cls: type, node: Any, key: str = "") -> Any:
             if f.default is not MISSING:
                 raise ConfigError(f"params.yaml: {sub} is missing (default: {f.default!r})")
             raise ConfigError(f"params.yaml: {sub} is missing")
-        values[f.name] = f.metadata["check"](sub, node[f.name])
+        try:
+            values[f.name] = f.metadata["check"](sub, node[f.name])
+        except RuleError as err:
+            raise ConfigError(f"params.yaml: {err}") from None
     return cls(**values)
 
 
@@ -382,11 +312,58 @@ def parse(tree: Any) -> Params:
                     f"at most 1 - corrupt.adversarial.rate = {1 - c.adversarial.rate:g} "
                     "(corrupted and adversarial images are disjoint)")
     _check_protocol(p.train)
+    for key in ("attacker", "pretrain", "train"):
+        _check_schedule(key, getattr(p, key))
     for name in p.selectors:
         if name not in p.recipes:
             raise _fail("selectors", name,
                         f"a recipe defined under `recipes:` ({', '.join(p.recipes)})")
+    for recipe in p.recipes.values():
+        _check_recipe_alone(recipe)
+    for name in p.selectors:
+        _check_selected(p, p.recipes[name])
     return p
+
+
+def _check_schedule(key: str, t: TrainParams) -> None:
+    """A decay point past the last epoch is never reached: the lr would never decay."""
+    if t.schedule == "multistep" and t.milestones and t.milestones[-1] > t.epochs:
+        raise _fail(f"{key}.milestones", list(t.milestones),
+                    f"epochs <= {key}.epochs = {t.epochs} with schedule multistep (a later "
+                    "milestone is never reached: the lr would never decay there)")
+    if t.schedule == "step" and t.step_size > t.epochs:
+        raise _fail(f"{key}.step_size", t.step_size,
+                    f"at most {key}.epochs = {t.epochs} with schedule step (the lr would never "
+                    "decay)")
+
+
+def _check_recipe_alone(r: Recipe) -> None:
+    """Rules between the parameters of one recipe (selected or not)."""
+    q = r.params
+    if r.method == "tdds" and q["window"] > q["trajectory"]:
+        raise _fail(f"recipes.{r.name}.params.window", q["window"],
+                    f"at most recipes.{r.name}.params.trajectory = {q['trajectory']}")
+
+
+def _check_selected(p: Params, r: Recipe) -> None:
+    """Rules between a selected recipe and the rest of the file: what its score can serve at
+    this ratio, and what the pretraining records for it."""
+    key, q = f"recipes.{r.name}.params", r.params
+    if "max_ratio" in q and q["max_ratio"] < p.ratio:
+        raise _fail(f"{key}.max_ratio", q["max_ratio"],
+                    f"at least ratio = {p.ratio:g} (the greedy order stops at max_ratio of each "
+                    "class: it cannot serve a larger ratio)")
+    if r.method in ("ccs", "d2") and p.ratio > 1 - q["hard_cut"] + 1e-12:
+        raise _fail(f"{key}.hard_cut", q["hard_cut"],
+                    f"at most 1 - ratio = {1 - p.ratio:g} (the cut samples are never ranked: "
+                    f"ratio {p.ratio:g} needs {p.ratio:.0%} of the data ranked)")
+    epochs = p.pretrain.epochs
+    for name in ("window",) if r.method == "dyn_unc" else \
+            ("trajectory",) if r.method == "tdds" else ():
+        if q[name] > epochs:
+            raise _fail(f"{key}.{name}", q[name],
+                        f"at most pretrain.epochs = {epochs} (the per-epoch dynamics of "
+                        f"pretraining hold {epochs} epochs)")
 
 
 def _check_protocol(t: CoresetTrainParams) -> None:
@@ -401,12 +378,12 @@ def _check_protocol(t: CoresetTrainParams) -> None:
 
 def load(path: str | Path = "params.yaml") -> Params:
     """Read and ``parse`` a params file."""
+    if not Path(path).exists():
+        raise ConfigError(f"{path}: no such file (run from the repository root)")
     try:
-        tree = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file (run from the repository root)") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})".replace("\n", " ")) from None
+        tree = safe_yaml.load(path)
+    except safe_yaml.YamlError as err:
+        raise ConfigError(str(err)) from None
     return parse(tree)
 
 
@@ -468,3 +445,27 @@ def check_runtime(p: Params, data_counts: tuple[np.ndarray, str] | None = None) 
 
         check_ratio(p.ratio, *data_counts)
         check_model_sizes(p, artifacts.meta().image_size, str(artifacts.RAW / "meta.json"))
+        check_sizes(p, int(np.sum(data_counts[0])), data_counts[1])
+
+
+# correct (bool) + loss, margin, assigned-label probability, probability margin (float32)
+DYNAMICS_BYTES = 1 + 4 * 4
+MAX_DYNAMICS_GB = 64
+
+
+def check_sizes(p: Params, n: int, source: str) -> None:
+    """What needs the number of training samples ``n`` (read from ``source``): clusters of a
+    selected recipe, and the size of the per-epoch dynamics that pretraining keeps in memory
+    (seeds x epochs x n)."""
+    for name in p.selectors:
+        r = p.recipes[name]
+        if r.params.get("n_clusters", 0) > n:
+            raise _fail(f"recipes.{name}.params.n_clusters", r.params["n_clusters"],
+                        f"at most the {n} training samples ({source}); 0 = automatic")
+    gb = len(p.pretrain.seeds) * p.pretrain.epochs * n * DYNAMICS_BYTES / 2**30
+    if gb > MAX_DYNAMICS_GB:
+        most = int(MAX_DYNAMICS_GB * 2**30 / (len(p.pretrain.seeds) * n * DYNAMICS_BYTES))
+        raise _fail("pretrain.epochs", p.pretrain.epochs,
+                    f"at most {most} with {len(p.pretrain.seeds)} pretrain seeds and {n} training "
+                    f"samples ({source}): the per-epoch dynamics would take {gb:.0f} GB "
+                    f"(limit {MAX_DYNAMICS_GB} GB)")

@@ -8,11 +8,64 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+# --- the launcher's liveness: a stage whose `dvc` was killed must not overwrite a newer run ---
+# DVC runs a stage's cmd through a shell; when `dvc` is killed the stage keeps running, and a newer
+# `dvc repro` may meanwhile rerun the stage. The stage records its launcher at its start (its
+# parent and, through the shells in between, the first ancestor that is not a shell: `dvc`), by pid
+# AND start time (a pid can be reused), and every atomic write checks, just before its rename, that
+# they all still run: an orphan never replaces an output. The window between the check and the
+# rename is one system call.
+
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "fish", "busybox"})
+_LAUNCHER: list[tuple[int, str]] = []  # (pid, start time) of the parent chain; empty = unchecked
+
+
+class LauncherGone(RuntimeError):
+    """The process that started this stage is gone: the output is not written (one line)."""
+
+
+def _proc(pid: int) -> tuple[str, int, str] | None:
+    """(command name, parent pid, start time) from /proc, or None when the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return comm, int(fields[1]), fields[19]  # state ppid ... starttime (field 22 of proc(5))
+
+
+def pin_launcher() -> None:
+    """Record this process's launcher (see above); called by every stage at its start."""
+    chain = []
+    pid = os.getppid()
+    while pid > 1:
+        info = _proc(pid)
+        if info is None:  # no /proc (macOS): the parent pid alone
+            chain = [(os.getppid(), "")]
+            break
+        chain.append((pid, info[2]))
+        if info[0] not in _SHELLS:
+            break
+        pid = info[1]
+    _LAUNCHER[:] = chain
+
+
+def check_launcher(path: str | Path) -> None:
+    """Raise LauncherGone unless every recorded launcher process still runs."""
+    for pid, start in _LAUNCHER:
+        info = _proc(pid)
+        alive = (os.getppid() == pid) if start == "" else (info is not None and info[2] == start)
+        if not alive:
+            raise LauncherGone(f"{path}: not written: the process that started this stage (pid "
+                               f"{pid}, e.g. dvc) is gone, and a newer run may own this output")
 
 
 @contextmanager
@@ -26,6 +79,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         tmp.chmod(0o644)  # mkstemp makes 0600 files; artifacts are meant to be shared
+        check_launcher(path)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -43,6 +97,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         tmp.chmod(0o755)
+        check_launcher(path)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -84,9 +139,56 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
         np.savez(f, **arrays)
 
 
+class DamagedFile(ValueError):
+    """An artifact that exists but cannot be read as what it should be (truncated, garbage, a
+    pickle, a missing array or key); stages/_cli.py prints it with the command that restores it."""
+
+    def __init__(self, path: str | Path, why: str) -> None:
+        super().__init__(f"{path}: {' '.join(why.split())[:160]}")
+        self.path, self.why = Path(path), why
+
+
+class MissingEntry(DamagedFile, KeyError):
+    """A key or array an artifact should hold is absent (still a KeyError for callers)."""
+
+    def __str__(self) -> str:
+        return ValueError.__str__(self)
+
+
+class Entries(dict):
+    """A dict read from ``path``: a missing key raises MissingEntry naming the file."""
+
+    def __init__(self, path: str | Path, items: dict) -> None:
+        super().__init__(items)
+        self.path = path
+
+    def __missing__(self, key: object) -> None:
+        raise MissingEntry(self.path, f"no entry {key!r} (it has {', '.join(map(str, self))})")
+
+
+_UNREADABLE = (ValueError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError)
+
+
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    """The arrays of an .npz, never unpickled; a damaged file raises DamagedFile."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return Entries(path, {k: z[k] for k in z.files})
+    except FileNotFoundError:
+        raise
+    except _UNREADABLE as err:
+        raise DamagedFile(path, f"not a readable .npz ({err})") from None
+
+
+def load_npy(path: str | Path, mmap: bool = False) -> np.ndarray:
+    """A .npy array (memory-mapped read-only when ``mmap``), never unpickled; a damaged file
+    raises DamagedFile."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except _UNREADABLE as err:
+        raise DamagedFile(path, f"not a readable .npy array ({err})") from None
 
 
 def save_json(path: str | Path, obj: object) -> None:
@@ -95,7 +197,16 @@ def save_json(path: str | Path, obj: object) -> None:
 
 
 def load_json(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())
+    """A JSON object; a damaged file (or one that is not an object) raises DamagedFile."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise
+    except _UNREADABLE as err:
+        raise DamagedFile(path, f"not readable JSON ({err})") from None
+    if not isinstance(obj, dict):
+        raise DamagedFile(path, f"a JSON {type(obj).__name__}, not an object")
+    return Entries(path, obj)
 
 
 def save_text(path: str | Path, text: str) -> None:

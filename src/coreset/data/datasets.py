@@ -114,18 +114,63 @@ def _image_tree_split(dataset: str, root: Path, image_size: int, out: Path | Non
               "tinyimagenet": image_trees.tinyimagenet_files}[dataset]
     try:
         train, test, classes = lister(root)
-    except image_trees.TreeError as err:
+        channels = image_trees.channels_of([f for f, _ in train + test], workers)
+        arrays = []
+        for name, files in (("train", train), ("test", test)):
+            target = None if out is None else out / f"{name}_images.npy"
+            images = image_trees.decode([f for f, _ in files], image_size, channels, workers,
+                                        target)
+            arrays.append((images, np.asarray([c for _, c in files], dtype=np.int64)))
+    except image_trees.TreeError as err:  # raised in a worker too: one line naming the file
         raise DatasetUnavailable(str(err)) from None
-    channels = image_trees.channels_of([f for f, _ in train + test], workers)
-    arrays = []
-    for name, files in (("train", train), ("test", test)):
-        target = None if out is None else out / f"{name}_images.npy"
-        images = image_trees.decode([f for f, _ in files], image_size, channels, workers, target)
-        arrays.append((images, np.asarray([c for _, c in files], dtype=np.int64)))
     return arrays[0], arrays[1], classes
 
 
 NPY_FILES = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+MIN_IMAGE_PX = 8  # digits' size; smaller images break the corruptions and every model
+MAX_CLASSES = 100_000  # ImageNet-21k has 21 841; a label of 10**9 would allocate 8 GB of counts
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """A user's .npy memory-mapped, never unpickled: a pickle, an object array, a truncated or
+    non-.npy file is one line naming it."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise DatasetUnavailable(f"{path}: {' '.join(str(err).split())[:120]} is not allowed: a "
+                                 "plain numeric .npy array (np.save of a uint8 or integer array, "
+                                 "not a pickle or an object array)") from None
+
+
+def _check_images(where: Path, x: np.ndarray, train: np.ndarray) -> None:
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise DatasetUnavailable(f"{where}: {x.dtype} {x.shape} is not allowed: uint8 images "
+                                 f"(N, H, W, C) with C = 1 or 3")
+    if x.shape[1:] != train.shape[1:]:
+        raise DatasetUnavailable(f"{where}: image shape {x.shape[1:]} differs from "
+                                 f"train_images' {train.shape[1:]}")
+    if x.shape[1] != x.shape[2]:
+        raise DatasetUnavailable(f"{where}: images are {x.shape[1]}x{x.shape[2]}: "
+                                 f"square images are needed")
+    if x.shape[1] < MIN_IMAGE_PX:
+        raise DatasetUnavailable(f"{where}: {x.shape[1]}x{x.shape[2]} px images are not "
+                                 f"allowed: at least {MIN_IMAGE_PX}x{MIN_IMAGE_PX} px")
+    if len(x) == 0:
+        raise DatasetUnavailable(f"{where}: an empty split (0 images) is not allowed: at least "
+                                 "one image per class")
+
+
+def _check_labels(ypath: Path, y: np.ndarray, n: int) -> None:
+    if y.ndim != 1 or len(y) != n or not np.issubdtype(y.dtype, np.integer):
+        raise DatasetUnavailable(f"{ypath}: {y.dtype} {y.shape} is not allowed: integer "
+                                 f"labels of shape ({n},)")
+    low, high = (int(y.min()), int(y.max())) if len(y) else (0, 0)
+    if low < 0 or high >= MAX_CLASSES:
+        bad = low if low < 0 else high
+        raise DatasetUnavailable(f"{ypath}: label {bad} is not allowed: labels are class ids "
+                                 f"0..C-1 with C <= {MAX_CLASSES}")
 
 
 def _npy_split(root: Path) -> tuple:
@@ -134,27 +179,24 @@ def _npy_split(root: Path) -> tuple:
     if missing:
         raise DatasetUnavailable(f"dataset 'npy' needs {', '.join(missing)} in {root.resolve()} "
                                  f"(data.root in params.yaml)")
-    arrays = {k: np.load(root / f"{k}.npy", mmap_mode="r") for k in NPY_FILES}
+    files = {k: root.resolve() / f"{k}.npy" for k in NPY_FILES}
+    arrays = {k: _read_npy(f) for k, f in files.items()}
     for split in ("train", "test"):
         x, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        where = root.resolve() / f"{split}_images.npy"
-        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3):
-            raise DatasetUnavailable(f"{where}: {x.dtype} {x.shape} is not allowed: uint8 images "
-                                     f"(N, H, W, C) with C = 1 or 3")
-        if x.shape[1:] != arrays["train_images"].shape[1:]:
-            raise DatasetUnavailable(f"{where}: image shape {x.shape[1:]} differs from "
-                                     f"train_images' {arrays['train_images'].shape[1:]}")
-        if x.shape[1] != x.shape[2]:
-            raise DatasetUnavailable(f"{where}: images are {x.shape[1]}x{x.shape[2]}: "
-                                     f"square images are needed")
-        ypath = root.resolve() / f"{split}_labels.npy"
-        if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
-            raise DatasetUnavailable(f"{ypath}: {y.dtype} {y.shape} is not allowed: integer "
-                                     f"labels of shape ({len(x)},)")
-        if len(y) and y.min() < 0:
-            raise DatasetUnavailable(f"{ypath}: label {int(y.min())} is not allowed: labels are "
-                                     f"class ids 0..C-1")
-    num_classes = int(max(arrays["train_labels"].max(), arrays["test_labels"].max())) + 1
+        _check_images(files[f"{split}_images"], x, arrays["train_images"])
+        _check_labels(files[f"{split}_labels"], y, len(x))
+    train_classes = np.unique(arrays["train_labels"])
+    num_classes = int(train_classes[-1]) + 1
+    unknown = np.setdiff1d(np.unique(arrays["test_labels"]), train_classes)
+    if len(unknown):  # the test file is the one to fix: the training split defines the classes
+        raise DatasetUnavailable(f"{files['test_labels']}: label {int(unknown[0])} is not "
+                                 f"allowed: a class of train_labels.npy ({len(train_classes)} "
+                                 f"classes in 0..{num_classes - 1})")
+    if len(train_classes) < num_classes:
+        gap = int(np.setdiff1d(np.arange(num_classes), train_classes)[0])
+        raise DatasetUnavailable(f"{files['train_labels']}: class {gap} has no training sample, "
+                                 f"which is not allowed: labels 0..{num_classes - 1} each with "
+                                 "a sample")
     return ((arrays["train_images"], np.asarray(arrays["train_labels"], dtype=np.int64)),
             (arrays["test_images"], np.asarray(arrays["test_labels"], dtype=np.int64)),
             [str(c) for c in range(num_classes)])

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,10 +32,14 @@ class TreeError(RuntimeError):
     """The folder does not have the expected layout."""
 
 
-def imagefolder_files(root: Path) -> tuple[list[tuple[str, int]], list[tuple[str, int]], list[str]]:
-    """(train files, test files, classes) of an ImageFolder tree; test is test/ or else val/."""
-    from torchvision.datasets import ImageFolder
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
+
+def imagefolder_files(root: Path) -> tuple[list[tuple[str, int]], list[tuple[str, int]], list[str]]:
+    """(train files, test files, classes) of an ImageFolder tree; test is test/ or else val/.
+    Listed as torchvision's ImageFolder lists them (classes and files sorted, the same image
+    suffixes), except that links are never followed out of a class folder and one image file is
+    never two samples (see :func:`_class_files`)."""
     train_dir = root / "train"
     test_dir = next((root / d for d in ("test", "val") if (root / d).is_dir()), None)
     if not train_dir.is_dir() or test_dir is None:
@@ -41,10 +47,62 @@ def imagefolder_files(root: Path) -> tuple[list[tuple[str, int]], list[tuple[str
             f"imagefolder needs {root.resolve()}/train/<class>/<image> and "
             f"{root.resolve()}/test/<class>/<image> (or val/); set data.root in params.yaml"
         )
-    train, test = ImageFolder(str(train_dir)), ImageFolder(str(test_dir))
-    if test.classes != train.classes:
-        raise TreeError(f"{test_dir} has classes {test.classes}, {train_dir} has {train.classes}")
-    return train.samples, test.samples, train.classes
+    owner: dict[tuple[int, int], str] = {}
+    train, classes = _split_files(train_dir, owner)
+    test, test_classes = _split_files(test_dir, owner)
+    if test_classes != classes:
+        raise TreeError(f"{test_dir} has classes {test_classes}, {train_dir} has {classes}")
+    return train, test, classes
+
+
+def _class_files(folder: Path) -> list[str]:
+    """The image files under one class folder, sorted, without following links out of it:
+    os.walk does not enter linked folders (a link to ``..`` loops, a link to another class
+    relabels its images), so a linked folder is refused rather than skipped, and a linked file
+    must resolve inside the class folder."""
+    home = folder.resolve()
+    files = []
+    for top, dirs, names in sorted(os.walk(folder, followlinks=False)):
+        for d in dirs:
+            if os.path.islink(os.path.join(top, d)):
+                raise TreeError(f"{os.path.join(top, d)}: a linked folder inside a class folder "
+                                "is not allowed: it is not followed (it may loop or hold another "
+                                "class's images); put the images themselves there")
+        for name in sorted(names):
+            path = os.path.join(top, name)
+            if not name.lower().endswith(IMAGE_SUFFIXES):
+                continue
+            if os.path.islink(path) and not Path(path).resolve().is_relative_to(home):
+                raise TreeError(f"{path}: a link to {Path(path).resolve()} is not allowed: a "
+                                f"linked image must stay inside its class folder {folder}")
+            files.append(path)
+    return files
+
+
+def _split_files(split_dir: Path, owner: dict[tuple[int, int], str]
+                 ) -> tuple[list[tuple[str, int]], list[str]]:
+    """(file, class index) of one split and its classes; ``owner`` maps each file's identity
+    (device, inode: links and hard links included) to its first path, across both splits."""
+    classes = sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
+    if not classes:
+        raise TreeError(f"{split_dir.resolve()}: no class folders: imagefolder needs "
+                        f"{split_dir.resolve()}/<class>/<image>; set data.root in params.yaml")
+    samples = []
+    for index, name in enumerate(classes):
+        files = _class_files(split_dir / name)
+        if not files:
+            raise TreeError(f"{split_dir / name}: no image files ({', '.join(IMAGE_SUFFIXES)}) "
+                            "is not allowed: every class needs an image; set data.root in "
+                            "params.yaml")
+        for f in files:
+            st = os.stat(f)
+            if (st.st_dev, st.st_ino) in owner:
+                raise TreeError(f"{f}: the same image file as {owner[st.st_dev, st.st_ino]} is "
+                                "not allowed: one file is one sample of one class and split (no "
+                                "silent relabelling)")
+            owner[st.st_dev, st.st_ino] = f
+        samples += [(f, index) for f in files]
+    return samples, classes
 
 
 def tinyimagenet_files(root: Path) -> tuple[list[tuple[str, int]], list[tuple[str, int]],
@@ -78,10 +136,40 @@ def tinyimagenet_files(root: Path) -> tuple[list[tuple[str, int]], list[tuple[st
     return train, sorted(test), classes
 
 
-def _is_grey(path: str) -> bool:
+MIN_PX = 8  # a 1x1 "image" is not a sample
+MAX_PIXELS = 89_478_485  # PIL's decompression-bomb limit (Image.MAX_IMAGE_PIXELS), as an error
+
+
+@contextmanager
+def _opened(path: str) -> Iterator[Any]:
+    """``Image.open`` with every problem as one TreeError line naming the file: unreadable,
+    truncated, a decompression bomb (PIL's warning counts as the error), too small."""
+    import warnings
+
     from PIL import Image
 
-    with Image.open(path) as im:  # reads the header only
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise TreeError(f"{path}: {w}x{h} px is not allowed: at most {MAX_PIXELS} "
+                                    "pixels (a decompression bomb?)")
+                if min(w, h) < MIN_PX:
+                    raise TreeError(f"{path}: {w}x{h} px is not allowed: images of at least "
+                                    f"{MIN_PX}x{MIN_PX} px")
+                yield im
+    except TreeError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as err:
+        raise TreeError(f"{path}: not a readable image ({' '.join(str(err).split())[:100]}); "
+                        "replace or remove the file") from None
+
+
+def _is_grey(path: str) -> bool:
+    with _opened(path) as im:  # reads the header only
         return im.mode in _GREY
 
 
@@ -91,8 +179,12 @@ def _decode(args: tuple[list[str], int, str]) -> np.ndarray:
     paths, size, mode = args
     out = np.empty((len(paths), size, size, 1 if mode == "L" else 3), dtype=np.uint8)
     for i, path in enumerate(paths):
-        with Image.open(path) as im:
-            im = im.convert(mode).resize((size, size), Image.BILINEAR)
+        with _opened(path) as im:
+            try:
+                im = im.convert(mode).resize((size, size), Image.BILINEAR)
+            except (OSError, ValueError, SyntaxError, EOFError) as err:  # a truncated file
+                raise TreeError(f"{path}: not a readable image ({' '.join(str(err).split())}); "
+                                "replace or remove the file") from None
             out[i] = np.asarray(im).reshape(out.shape[1:])
     return out
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -44,6 +45,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from coreset import safe_yaml
 from coreset.experiments.revisions import WORKSPACE, RevisionFiles
 from coreset.io import atomic_path, save_json, save_text
 
@@ -90,7 +92,7 @@ def stage_out_md5(lock: dict[str, Any], stage: str, path: str) -> str | None:
 def provenance(files: RevisionFiles, recipe: str, rev: str, commit: str, dirty: bool,
                n_kept: int) -> dict[str, Any]:
     """selection.json: everything needed to trust and reproduce the exported indices."""
-    params = yaml.safe_load(files.read("params.yaml"))
+    params = safe_yaml.loads(files.read("params.yaml"), "params.yaml")
     lock = yaml.safe_load(files.read("dvc.lock")) if files.exists("dvc.lock") else {}
     labels = files.read("data/raw/train_labels.npy")
     n_train = len(np.load(io.BytesIO(labels), allow_pickle=False))
@@ -162,6 +164,47 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+RECIPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # as in params.yaml (coreset.config)
+
+
+def dvc_outputs(root: Path) -> list[Path]:
+    """The outputs that dvc.yaml declares (outs, metrics, plots), as paths relative to ``root``;
+    a templated one (``data/scores/${item.selector}.npz``) as its folder."""
+    file = root / "dvc.yaml"
+    stages = (safe_yaml.load(file).get("stages") or {}) if file.is_file() else {}
+    paths = set()
+    for stage in stages.values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in (stage or {}).get(kind, []) or []:
+                path = next(iter(entry)) if isinstance(entry, dict) else str(entry)
+                if "${" in path:
+                    path = path[: path.index("${")].rsplit("/", 1)[0]
+                paths.add(Path(path))
+    return sorted(paths)
+
+
+def check_target(root: Path, recipe: str, out: Path, force: bool) -> None:
+    """Refuse, before anything is read or written: a recipe name that is not a name (``../x``,
+    a path separator), an output folder inside what DVC tracks (``--out data/raw`` would be
+    overwritten by, or corrupt, the pipeline's outputs) or git's and DVC's own folders, and
+    existing export files unless ``force``."""
+    if not RECIPE_NAME.fullmatch(recipe):
+        raise ExportError(f"recipe {recipe!r} is not allowed: a recipe name of letters, digits, "
+                          "_ and - (no path separators, no '..')")
+    target = (out if out.is_absolute() else Path.cwd() / out).resolve()
+    base = root.resolve()
+    for tracked in [*dvc_outputs(root), Path(".dvc"), Path(".git")]:
+        if target.is_relative_to(base / tracked):
+            raise ExportError(f"--out {out} is not allowed: it is inside {tracked}, which DVC or "
+                              "git manages (a repro or checkout would overwrite the export, or "
+                              "the export the pipeline's outputs); choose a folder outside it, "
+                              "e.g. exports/")
+    existing = [out / name for name in FILES if (out / name).exists()]
+    if existing and not force:
+        raise ExportError(f"{existing[0]} exists: not overwritten; pass --force to replace the "
+                          f"export in {out}, or choose another --out")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="coreset export", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -170,12 +213,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="commit, branch, tag or DVC experiment name (default: the workspace)")
     ap.add_argument("--out", type=Path, help="output folder (default exports/<rev>/<recipe>)")
     ap.add_argument("--root", type=Path, default=Path("."), help="repository root")
+    ap.add_argument("--force", action="store_true", help="replace an existing export")
     args = ap.parse_args(argv)
-    out = args.out or Path("exports") / args.rev.replace("/", "_") / args.recipe
+    rev_folder = args.rev.replace("/", "_").replace("\\", "_")
+    out = args.out or Path("exports") / ("_" + rev_folder if rev_folder.startswith(".")
+                                         else rev_folder) / args.recipe
     try:
+        check_target(args.root, args.recipe, out, args.force)
         paths = export(args.root, args.recipe, args.rev, out)
-    except ExportError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ExportError, safe_yaml.YamlError) as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     print(f"export: {args.recipe} at {args.rev}: " + " ".join(map(str, paths)))
     return 0

@@ -86,6 +86,11 @@ def checked_bytes(path: str, sha256: str) -> bytes:
     if not file.is_file():
         raise ParamError("path", path, f"no such file (from {Path.cwd()}); "
                                        + FilePath().allowed())
+    # the check by name (FilePath) cannot see links: resolve them, then require the repository
+    real, repo = file.resolve(), Path.cwd().resolve()
+    if not real.is_relative_to(repo):
+        raise ParamError("path", path, f"a file inside the repository ({repo}); it resolves to "
+                                       f"{real} (a link out of it)")
     data = file.read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if sha256 != actual:

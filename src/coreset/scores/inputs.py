@@ -9,7 +9,7 @@ import numpy as np
 
 from coreset import artifacts
 from coreset.config import Params
-from coreset.io import load_npz
+from coreset.io import load_npy, load_npz
 from coreset.scores.context import ModelAccess, ScoringContext
 from coreset.training.dynamics import FIELDS
 
@@ -17,7 +17,7 @@ from coreset.training.dynamics import FIELDS
 def build_context(p: Params, with_model: bool) -> ScoringContext:
     """The embed/pretrain artifacts as a ScoringContext; the model is attached lazily."""
     emb, dyn = load_npz(artifacts.EMBED), load_npz(artifacts.DYNAMICS)
-    labels = np.load(artifacts.TRAIN / "labels.npy")
+    labels = load_npy(artifacts.TRAIN / "labels.npy")
     # the per-epoch margins and probabilities (AUM, CCS, Dyn-Unc, TDDS): absent from a
     # dynamics.npz written before they were recorded, which those selectors then name
     extra = {name: dyn[key] for name, key in FIELDS.items() if key in dyn}
@@ -38,7 +38,7 @@ def _model_access(p: Params) -> ModelAccess:
     m = artifacts.meta()
     norm = Normalizer(m.mean, m.std, device)
     images = artifacts.training_set()["images"]  # memory-mapped: batches stream from disk
-    labels = torch.from_numpy(np.load(artifacts.TRAIN / "labels.npy")).to(device)
+    labels = torch.from_numpy(load_npy(artifacts.TRAIN / "labels.npy")).to(device)
 
     def load_models() -> list:
         return [artifacts.load_model(artifacts.PRETRAIN / f"seed{s}.pt", device)

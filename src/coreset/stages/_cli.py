@@ -19,7 +19,7 @@ from pathlib import Path
 
 from coreset import artifacts
 from coreset.config import ConfigError, Params, Recipe, check_runtime, load
-from coreset.io import remove_stale_temps
+from coreset.io import DamagedFile, LauncherGone, pin_launcher, remove_stale_temps
 
 PARAMS = "params.yaml"
 USER_ERROR = 2
@@ -39,11 +39,14 @@ def run(main: Main, outputs: Outputs) -> None:
     if "-h" in argv or "--help" in argv:
         print(usage(main))
         sys.exit(0)
+    pin_launcher()
     try:
         params, paths = validate(argv, outputs)
         remove_stale_temps(paths)
         main(params, argv)
-    except (ConfigError, StageError) as err:
+    except DamagedFile as err:  # an upstream artifact is truncated, garbage, a pickle...
+        fail(f"{err}; restore it: {artifacts.restore_command(err.path)}")
+    except (ConfigError, StageError, LauncherGone) as err:
         fail(str(err))
     except FileNotFoundError as err:  # an upstream artifact is missing: the stage ran out of order
         fail(f"{err.filename or err}: no such file; run the stages before this one (dvc repro)")

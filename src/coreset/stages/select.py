@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from coreset import artifacts
 from coreset.config import Params, check_ratio
-from coreset.io import load_npz, save_npz
+from coreset.io import load_npy, load_npz, save_npz
 from coreset.scores.inputs import build_context, selection_rng
 from coreset.scores.registry import get
 from coreset.scores.selection import select
@@ -29,7 +27,7 @@ def main(p: Params, argv: list[str]) -> None:
     spec = get(recipe.method)
     score = load_npz(artifacts.SCORES / f"{recipe.name}.npz")["score"]
     labels_file = artifacts.TRAIN / "labels.npy"
-    labels = np.load(labels_file)
+    labels = load_npy(labels_file)
     check_ratio(p.ratio, artifacts.class_counts(labels_file, artifacts.meta().num_classes),
                 str(labels_file))
     try:
