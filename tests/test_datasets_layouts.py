@@ -113,9 +113,9 @@ def test_qmnist_offline_error_names_folder(tmp_path):
 
 def _npy(root, **override):
     rng = np.random.default_rng(4)
-    arrays = {"train_images": rng.integers(0, 256, (6, 4, 4, 3), dtype=np.uint8),
-              "train_labels": np.array([0, 1, 2, 0, 1, 2]),
-              "test_images": rng.integers(0, 256, (2, 4, 4, 3), dtype=np.uint8),
+    arrays = {"train_images": rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8),
+              "train_labels": np.array([0, 1, 2, 3, 1, 2]),
+              "test_images": rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8),
               "test_labels": np.array([3, 0], dtype=np.int32)}
     arrays.update(override)
     root.mkdir(exist_ok=True)
@@ -131,17 +131,17 @@ def test_npy_folder_round_trip(tmp_path):
     for key in datasets.NPY_FILES:
         assert np.array_equal(np.load(tmp_path / "raw" / f"{key}.npy"), arrays[key])
     meta = json.loads((tmp_path / "raw" / "meta.json").read_text())
-    assert meta["num_classes"] == 4 and meta["channels"] == 3 and meta["image_size"] == 4
+    assert meta["num_classes"] == 4 and meta["channels"] == 3 and meta["image_size"] == 8
 
 
 @pytest.mark.parametrize(("override", "message"), [
     ({"test_labels": None}, "test_labels.npy"),
-    ({"train_images": np.zeros((6, 4, 4, 3), np.float32)}, "train_images.npy: float32"),
-    ({"train_images": np.zeros((6, 4, 4), np.uint8)}, r"\(N, H, W, C\)"),
+    ({"train_images": np.zeros((6, 8, 8, 3), np.float32)}, "train_images.npy: float32"),
+    ({"train_images": np.zeros((6, 8, 8), np.uint8)}, r"\(N, H, W, C\)"),
     ({"train_labels": np.array([0, 1, 2])}, "train_labels.npy: int64 \\(3,\\)"),
     ({"test_images": np.zeros((2, 5, 5, 3), np.uint8)}, "differs from train_images"),
-    ({"train_labels": np.array([0, 1, 2, 0, 1, -1])}, "label -1"),
-    ({"train_labels": np.array([0.0, 1, 2, 0, 1, 2])}, "integer labels"),
+    ({"train_labels": np.array([0, 1, 2, 3, 1, -1])}, "label -1"),
+    ({"train_labels": np.array([0.0, 1, 2, 3, 1, 2])}, "integer labels"),
 ])
 def test_npy_folder_errors_name_the_file(tmp_path, override, message):
     _npy(tmp_path, **override)
