@@ -23,6 +23,7 @@ def test_tiny_report_goes_to_the_smoke_folder_and_a_full_one_does_not():
 def test_smoke_report_writes_its_label_next_to_the_tables(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(paper_tables.report_cli, "main", lambda argv: calls.append(argv) or 0)
+    monkeypatch.setattr(paper_tables, "write_manifest", lambda p, root: 0)  # needs experiments
     assert paper_tables.write_report(paper_tables.plan("boosted", BASE, tiny=True), tmp_path) == 0
     args = calls[0]
     assert args[args.index("--out") + 1] == "plots/smoke" and args[-1] == str(tmp_path)
