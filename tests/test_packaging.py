@@ -19,7 +19,7 @@ from coreset import cli
 ROOT = Path(__file__).resolve().parents[1]
 # import name -> distribution name, where they differ
 DIST = {"sklearn": "scikit-learn", "yaml": "pyyaml", "PIL": "pillow"}
-TOOLS = {"pytest", "ruff"}  # pinned for the README's test and lint commands, not imported
+TOOLS = {"pytest", "pytest-xdist", "hypothesis", "ruff"}  # pinned for the tests and lint, not imported by src/
 
 
 def imported_top_level(src: Path) -> set[str]:
