@@ -19,7 +19,8 @@ from coreset import cli
 ROOT = Path(__file__).resolve().parents[1]
 # import name -> distribution name, where they differ
 DIST = {"sklearn": "scikit-learn", "yaml": "pyyaml", "PIL": "pillow"}
-TOOLS = {"pytest", "pytest-xdist", "hypothesis", "ruff"}  # pinned for the tests and lint, not imported by src/
+# pinned for the tests and the lint, never imported by src/
+TOOLS = {"pytest", "pytest-xdist", "hypothesis", "ruff"}
 
 
 def imported_top_level(src: Path) -> set[str]:
