@@ -18,7 +18,7 @@ from coreset.data.stream import as_images
 from coreset.io import save_npz
 from coreset.stages._cli import no_args, run
 from coreset.training.device import Normalizer, pick_device
-from coreset.training.loop import predict
+from coreset.training.loop import predict_batches
 
 outputs = no_args(artifacts.EMBED)
 
@@ -30,20 +30,35 @@ def main(p: Params, argv: list[str]) -> None:
     images = as_images(train["images"], device, p.data.loader, p.data.host_memory_gb)
     labels = torch.from_numpy(train["labels"]).to(device)
     norm = Normalizer(m.mean, m.std, device)
-    probs, losses, grad_norms, features = [], [], [], None
-    for seed in p.pretrain.seeds:
+    n, models = len(train["labels"]), len(p.pretrain.seeds)
+    # the outputs are allocated once and filled batch by batch: the host holds the artifact
+    # itself and one batch, never the N x C logits, errors or one-hot labels of a whole model
+    out = {"probs": np.empty((models, n, m.num_classes), np.float32),
+           "loss": np.empty((models, n), np.float32),
+           "grad_norm": np.empty((models, n), np.float32)}
+    features = None
+    for k, seed in enumerate(p.pretrain.seeds):
         model = artifacts.load_model(artifacts.PRETRAIN / f"seed{seed}.pt", device)
-        logits, h = predict(model, images, norm, p.embed.batch_size, features=True)
-        prob = logits.softmax(1)
-        err = prob - F.one_hot(labels, m.num_classes).float()
-        probs.append(prob.cpu().numpy())
-        losses.append(F.cross_entropy(logits, labels, reduction="none").cpu().numpy())
-        grad_norms.append((err.norm(dim=1) * (1 + h.square().sum(1)).sqrt()).cpu().numpy())
-        if features is None:  # Moderate and the geometry selectors use the first model's features
-            features = h.cpu().numpy()
-    save_npz(artifacts.EMBED, features=features.astype(np.float32), probs=np.stack(probs),
-             loss=np.stack(losses), grad_norm=np.stack(grad_norms))
-    print(f"embed: features {features.shape}, {len(probs)} model(s)")
+        for start, logits, h in predict_batches(model, images, norm, p.embed.batch_size):
+            rows = slice(start, start + len(logits))
+            if features is None:  # Moderate and the geometry selectors use the first model's
+                features = np.empty((n, h.shape[1]), np.float32)
+            if k == 0:
+                features[rows] = h.cpu().numpy()
+            for name, value in _per_sample(logits, h, labels[rows], m.num_classes).items():
+                out[name][k, rows] = value.cpu().numpy()
+    save_npz(artifacts.EMBED, features=features, **out)
+    print(f"embed: features {features.shape}, {models} model(s)")
+
+
+def _per_sample(logits: torch.Tensor, h: torch.Tensor, labels: torch.Tensor,
+                num_classes: int) -> dict[str, torch.Tensor]:
+    """Softmax, cross-entropy and the closed-form last-layer gradient norm of one batch (each a
+    function of the sample's own row, so a batch gives the rows that the whole set would)."""
+    prob = logits.softmax(1)
+    err = prob - F.one_hot(labels, num_classes).float()
+    return {"probs": prob, "loss": F.cross_entropy(logits, labels, reduction="none"),
+            "grad_norm": err.norm(dim=1) * (1 + h.square().sum(1)).sqrt()}
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ augmentation, so on the CPU the same seed gives bitwise-identical weights and me
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -145,18 +145,29 @@ def predict(model: nn.Module, images: torch.Tensor | Images, norm: Normalizer,
             ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logits (and penultimate features) of uint8 images, eval mode, large batches, in float32
     on every device (what the selectors read must not depend on the device's precision)."""
+    logits, feats = [], []
+    for _, out, h in predict_batches(model, images, norm, batch_size):
+        logits.append(out)
+        if features:
+            feats.append(h)
+    return torch.cat(logits), (torch.cat(feats) if features else None)
+
+
+@torch.no_grad()
+def predict_batches(model: nn.Module, images: torch.Tensor | Images, norm: Normalizer,
+                    batch_size: int = 1024) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """(first row, logits, penultimate features) batch by batch, in row order, as ``predict``
+    computes them: a caller that reduces each batch (embed) never holds N x C logits."""
     images = _as_source(images)
     model.eval()
-    logits, feats = [], []
     # autocast off explicitly: an autocast region around the call (a caller's fast path) must
     # not turn the selectors' inputs into bfloat16
     with _Float32(), torch.autocast(images.device.type, enabled=False):
+        start = 0
         for _, raw in images.batches(torch.arange(len(images)), batch_size):
             h = model.features(norm(norm.unit(raw)))
-            logits.append(model.classifier(h))
-            if features:
-                feats.append(h)
-    return torch.cat(logits), (torch.cat(feats) if features else None)
+            yield start, model.classifier(h), h
+            start += len(raw)
 
 
 def _as_source(images: torch.Tensor | Images) -> Images:
