@@ -4,7 +4,11 @@
 2. validate the WHOLE params.yaml (config.parse) and the stage's arguments, then the machine and
    the data (config.check_runtime): a bad file fails here, at whichever stage DVC runs first;
 3. remove the stage's own stale temporaries (``.<name>.*.tmp`` left by a killed run);
-4. ``main(params, argv)``.
+4. ``main(params, argv)``;
+5. when ``$CORESET_STAGE_LOG`` names a file, append one JSON line to it: the stage, its
+   arguments, wall seconds and peak RSS (the process's own and its children's, e.g. the decoding
+   pool): how a scale run (benchmarks, tests/test_scale_pipeline.py) measures each stage that
+   ``dvc repro`` runs, without wrapping DVC's commands.
 
 User errors (a bad value, a missing dataset or upstream artifact, a bad argument) print ONE line
 ``error: ...`` naming the key, the value and what is allowed, and exit with code 2 before anything
@@ -13,7 +17,11 @@ is written.
 
 from __future__ import annotations
 
+import json
+import os
+import resource
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -43,13 +51,33 @@ def run(main: Main, outputs: Outputs) -> None:
     try:
         params, paths = validate(argv, outputs)
         remove_stale_temps(paths)
+        started = time.monotonic()
         main(params, argv)
+        _log_resources(main, argv, time.monotonic() - started)
     except DamagedFile as err:  # an upstream artifact is truncated, garbage, a pickle...
         fail(f"{err}; restore it: {artifacts.restore_command(err.path)}")
     except (ConfigError, StageError, LauncherGone) as err:
         fail(str(err))
     except FileNotFoundError as err:  # an upstream artifact is missing: the stage ran out of order
         fail(f"{err.filename or err}: no such file; run the stages before this one (dvc repro)")
+
+
+STAGE_LOG = "CORESET_STAGE_LOG"
+
+
+def _log_resources(main: Main, argv: list[str], wall_s: float) -> None:
+    log = os.environ.get(STAGE_LOG)
+    if not log:
+        return
+    mib = 1024  # ru_maxrss is in KiB on Linux
+    # under `python -m` the module is __main__; its spec keeps the real name
+    spec = getattr(sys.modules.get(main.__module__), "__spec__", None)
+    stage = (spec.name if spec else main.__module__).rsplit(".", 1)[-1]
+    row = {"stage": stage, "argv": argv, "wall_s": round(wall_s, 3),
+           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / mib,
+           "children_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / mib}
+    with open(log, "a") as f:  # one short write per stage: lines of parallel stages do not mix
+        f.write(json.dumps(row) + "\n")
 
 
 def validate(argv: list[str], outputs: Outputs) -> tuple[Params, list[Path]]:
