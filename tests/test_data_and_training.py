@@ -19,6 +19,7 @@ from coreset.training.loop import (
     make_optimizer,
     predict,
 )
+from coreset.training.options import AUGMENTS
 from coreset.training.progress import EpochProgress
 
 TP = TrainParams(model="small_cnn", epochs=3, batch_size=32, lr=0.05, momentum=0.9,
@@ -118,6 +119,22 @@ def test_augment_crop_flip_matches_naive_loop():
         r, c = int(shifts[0, b]), int(shifts[1, b])
         crop = padded[b, :, r : r + 5, c : c + 5]
         assert torch.equal(out[b], crop.flip(2) if flip[b] else crop)
+
+
+@pytest.mark.parametrize("mode", [m for m in AUGMENTS if m not in ("auto", "none")])
+def test_every_augment_mode_draws_and_matches_naive_crop(mode):
+    # Each mode options.AUGMENTS allows must run (``crop`` raised a TypeError once) and crop as
+    # torchvision's RandomCrop(padding) does; only crop_flip may mirror.
+    x = torch.arange(3 * 2 * 4 * 4, dtype=torch.float32).view(3, 2, 4, 4)
+    shifts, flips = draw_augment(3, mode, torch.Generator().manual_seed(1), pad=1)
+    assert shifts.shape == (2, 3) and flips.shape == (3,) and flips.dtype == torch.bool
+    assert mode == "crop_flip" or not flips.any()
+    out = augment_batch(x, shifts, flips, pad=1)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1))
+    for b in range(3):
+        r, c = int(shifts[0, b]), int(shifts[1, b])
+        crop = padded[b, :, r : r + 4, c : c + 4]
+        assert torch.equal(out[b], crop.flip(2) if flips[b] else crop)
 
 
 def test_multistep_schedule_values():

@@ -46,7 +46,8 @@ def draw_augment(n: int, mode: str, gen: torch.Generator, pad: int = 4
     if mode == "none":
         return None
     shifts = torch.randint(0, 2 * pad + 1, (2, n), generator=gen)
-    flips = torch.rand(n, generator=gen) < 0.5 if mode == "crop_flip" else torch.zeros(n, bool)
+    flips = torch.rand(n, generator=gen) < 0.5 if mode == "crop_flip" \
+        else torch.zeros(n, dtype=torch.bool)
     return shifts, flips
 
 
