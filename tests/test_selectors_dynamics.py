@@ -132,8 +132,57 @@ def test_ccs_strata_keep_the_maximum_and_cut_ties_by_index():
 def test_ccs_balanced_runs_per_class():
     labels = np.repeat([0, 1], 20)
     ctx = dyn_ctx(labels, prob_margin=RNG.normal(size=(1, 2, 40)).astype(np.float32))
-    s = score("ccs", ctx, balance=True, hard_cut=0.25, strata=4)
+    s = score("ccs", ctx, balance=True, hard_cut=0.25, strata=4, cut_scope="class")
     assert [int(np.isneginf(s[labels == c]).sum()) for c in (0, 1)] == [5, 5]
+
+
+@pytest.mark.parametrize("method", ["ccs", "d2"])
+def test_the_global_hard_cut_drops_the_lowest_aum_of_all_samples(method):
+    """The references' mislabel_mask: floor(beta N) lowest AUM over the whole set, then the
+    per-class step; a class with low AUM loses more than its share."""
+    labels = np.repeat([0, 1], 20)
+    prob_margin = RNG.normal(size=(1, 3, 40)).astype(np.float32)
+    prob_margin[:, :, :20] -= 1.0  # class 0 is harder: most of the cut falls there
+    ctx = dyn_ctx(labels, prob_margin=prob_margin)
+    ctx.features = RNG.normal(size=(40, 3)).astype(np.float32)
+    s = score(method, ctx, balance=True, hard_cut=0.25, score="aum")
+    aum = prob_margin.astype(np.float64).mean(axis=(0, 1))
+    expected = np.sort(np.argsort(aum, kind="stable")[:10])
+    assert np.flatnonzero(np.isneginf(s)).tolist() == expected.tolist()
+    assert int(np.isneginf(s[:20]).sum()) > 5
+
+
+@pytest.mark.parametrize("method", ["ccs", "d2"])
+def test_never_learned_samples_count_zero_forgetting_events_by_default(method):
+    """CCS's and D2's recorders add forgetting events only: a never-learned sample has 0 and is
+    the least important by forgetting; never_learned="max" makes it the most important."""
+    n, epochs = 30, 6
+    ctx = dyn_ctx(np.zeros(n, dtype=int), prob_margin=RNG.normal(size=(1, epochs, n))
+                  .astype(np.float32))
+    ctx.correct = np.ones((1, epochs, n), dtype=bool)
+    ctx.correct[0, 1::2, 10:] = False  # samples 10.. forget 2-3 times
+    ctx.correct[0, :, :5] = False  # samples 0-4: never learned
+    ctx.features = RNG.normal(size=(n, 3)).astype(np.float32)
+    events = np.zeros(n)
+    events[10:] = 3.0  # correct at epochs 0, 2, 4, wrong at 1, 3, 5: three events
+    zero, high = events.copy(), events.copy()
+    zero[:5], high[:5] = 0.0, epochs
+    got = {v: registry.get("forgetting").fn(ctx, rng=RNG, balance=False, never_learned=v)
+           for v in ("zero", "max")}
+    assert got["zero"].tolist() == zero.tolist() and got["max"].tolist() == high.tolist()
+    if method == "d2":  # the importance the graph passes is the reference's count
+        for never, importance in (("zero", zero), ("max", high)):
+            s = score("d2", ctx, score="forgetting", never_learned=never, neighbors=3)
+            expected = d2_dense(ctx.features.astype(np.float64), importance, 3, 0.1, 1.0, n)
+            assert np.argsort(-s, kind="stable").tolist() == expected
+        default = score("d2", ctx, score="forgetting", neighbors=3)
+        assert np.array_equal(default, score("d2", ctx, score="forgetting", neighbors=3,
+                                             never_learned="zero"))
+    else:  # cut by the score itself: "max" cuts the never-learned, "zero" keeps them
+        kw = {"score": "forgetting", "cut_by": "score", "hard_cut": 0.2, "strata": 3}
+        assert np.flatnonzero(np.isneginf(score("ccs", ctx, never_learned="max", **kw))
+                              ).tolist() == [0, 1, 2, 3, 4, 10]  # 6 cut; ties: lower index
+        assert np.isfinite(score("ccs", ctx, **kw)[:5]).all()
 
 
 # --- D2 pruning ---------------------------------------------------------------------------------

@@ -29,13 +29,41 @@ from coreset.scores.trajectory import area_under_margin
 DIFFICULTY = ("aum", "forgetting", "el2n")
 
 
-def difficulty(ctx: ScoringContext, key: str, method: str) -> np.ndarray:
+NEVER_LEARNED = ("zero", "max")
+CUT_SCOPE = ("global", "class")
+
+
+def difficulty(ctx: ScoringContext, key: str, method: str,
+               never_learned: str = "zero") -> np.ndarray:
     """(N,) higher = harder: -AUM (probability margins, CCS's ``accumulated_margin``), the
-    forgetting count (never learned = E), or EL2N, each averaged over the pretrained models."""
+    forgetting count, or EL2N, each averaged over the pretrained models.
+
+    Forgetting counts correct -> wrong events. ``never_learned="zero"`` leaves a sample that was
+    never classified correctly at 0 events, as CCS's and D2's reference code count them (their
+    recorder only adds events); ``"max"`` ranks it above every forgettable sample (count E, Toneva
+    et al.'s choice for their own ranking). Under label noise the never-learned samples are mostly
+    the mislabeled ones, so ``max`` makes them the most important and D2 or CCS keep them first.
+    """
     if key == "aum":
         return -area_under_margin(ctx, method, space="prob")
-    fn = forgetting if key == "forgetting" else el2n
-    return fn(ctx, rng=np.random.default_rng(0), balance=False)
+    if key == "forgetting":
+        return forgetting(ctx, rng=np.random.default_rng(0), balance=False,
+                          never_learned=never_learned)
+    return el2n(ctx, rng=np.random.default_rng(0), balance=False)
+
+
+def cut_masks(cut: np.ndarray, labels: np.ndarray, beta: float, scope: str,
+              balance: bool) -> np.ndarray:
+    """(N,) True for the samples the hard cut removes: the floor(beta * N) hardest by ``cut``
+    over all samples (``scope="global"``, the references' ``mislabel_mask`` before any per-class
+    step), or floor(beta * n_c) per class (``scope="class"``; only with ``balance``)."""
+    if scope == "global" or not balance:
+        return hard_cut_mask(cut, beta)
+    mask = np.zeros(len(cut), dtype=bool)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        mask[idx] = hard_cut_mask(cut[idx], beta)
+    return mask
 
 
 def hard_cut_mask(hardness: np.ndarray, beta: float) -> np.ndarray:
@@ -90,9 +118,11 @@ def stratified_order(strata: np.ndarray, k: int, rng: np.random.Generator) -> np
 @register("ccs", family="coverage", paper="Zheng et al. 2023, Coverage-centric coreset selection "
           "(ICLR)", balance=False,
           params={"score": Choice(DIFFICULTY), "hard_cut": Float(0.0, 1.0, open_high=True),
-                  "strata": Int(1), "cut_by": Choice(("aum", "score"))})
+                  "strata": Int(1), "cut_by": Choice(("aum", "score")),
+                  "cut_scope": Choice(CUT_SCOPE), "never_learned": Choice(NEVER_LEARNED)})
 def ccs(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, score: str = "aum",
-        hard_cut: float = 0.1, strata: int = 50, cut_by: str = "aum") -> np.ndarray:
+        hard_cut: float = 0.1, strata: int = 50, cut_by: str = "aum",
+        cut_scope: str = "global", never_learned: str = "zero") -> np.ndarray:
     """CCS: drop the ``hard_cut`` (beta) hardest fraction, split the rest into ``strata`` (k = 50)
     equal-width bins of the difficulty ``score``, and spread the budget evenly over the bins
     (smallest first; a bin smaller than its share gives the rest to the others), sampling
@@ -102,17 +132,21 @@ def ccs(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, score: 
     (``cut_by: aum``, its default); ``cut_by: score`` cuts by the stratified score, as the paper's
     Algorithm 1 reads. The reference's CIFAR-10 command stratifies AUM with beta = 0.3 at 10 %
     kept; the paper picks beta per pruning rate (0 at low rates). The default 0.1 is one recipe;
-    set it per rate. Global (``balance: false``) as the reference; balanced runs CCS per class.
+    set it per rate, and at least at the expected noise rate under label noise (README). Global
+    (``balance: false``) as the reference; balanced runs CCS per class, after a hard cut over all
+    samples (``cut_scope: global``, the reference's ``mislabel_mask``) or per class
+    (``cut_scope: class``). ``never_learned``: see :func:`difficulty` (``zero``: the reference).
 
     The result is an order (module docstring): the window ``top`` at a ratio keeps CCS's selection
     at that budget. The cut samples are unranked (-inf), so ``select`` refuses a ratio above
     1 - beta. O(N k) time and memory for the nested budgets, plus the difficulty score.
     """
-    hardness = difficulty(ctx, score, "ccs")
+    hardness = difficulty(ctx, score, "ccs", never_learned)
     cut = hardness if cut_by == "score" else difficulty(ctx, "aum", "ccs")
+    dropped = cut_masks(cut, ctx.labels, hard_cut, cut_scope, balance)
 
     def order(idx: np.ndarray, group_rng: np.random.Generator) -> np.ndarray:
-        keep = np.flatnonzero(~hard_cut_mask(cut[idx], hard_cut))
+        keep = np.flatnonzero(~dropped[idx])
         if len(keep) == 0:
             return keep
         return keep[stratified_order(strata_of(hardness[idx][keep], strata), strata, group_rng)]

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import sparse
 
 from coreset.scores.context import ScoringContext
-from coreset.scores.coverage import DIFFICULTY, difficulty, hard_cut_mask
+from coreset.scores.coverage import CUT_SCOPE, DIFFICULTY, NEVER_LEARNED, cut_masks, difficulty
 from coreset.scores.greedy import class_orders, greedy_length
 from coreset.scores.params import MAX_RATIO, POSITIVE, Choice, Float, Int
 from coreset.scores.registry import register
@@ -69,28 +69,43 @@ def reverse_order(adj: sparse.csr_matrix, lengths: np.ndarray, density: np.ndarr
 @register("d2", family="graph", paper="Maharana et al. 2024, D2 pruning (ICLR)",
           params={"score": Choice(DIFFICULTY), "neighbors": Int(1), "gamma": POSITIVE,
                   "forward_gamma": POSITIVE, "hard_cut": Float(0.0, 1.0, open_high=True),
-                  "max_ratio": MAX_RATIO})
+                  "cut_by": Choice(("aum", "score")), "cut_scope": Choice(CUT_SCOPE),
+                  "never_learned": Choice(NEVER_LEARNED), "max_ratio": MAX_RATIO})
 def d2(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool,
        score: str = "forgetting", neighbors: int = 5, gamma: float = 0.1,
-       forward_gamma: float = 1.0, hard_cut: float = 0.0, max_ratio: float = 1.0) -> np.ndarray:
+       forward_gamma: float = 1.0, hard_cut: float = 0.0, cut_by: str = "aum",
+       cut_scope: str = "global", never_learned: str = "zero",
+       max_ratio: float = 1.0) -> np.ndarray:
     """D2 pruning order on the penultimate features, per class when balanced (the reference's
     ``--label-balanced``). Importance = the difficulty ``score`` (forgetting by default, as the
-    reference's CIFAR command; AUM enters as max(AUM) - AUM so that it is >= 0, where the
-    reference negates it to <= 0), after dropping the ``hard_cut`` hardest fraction (by the same
-    score; unranked, -inf). Forward message passing with weights exp(-forward_gamma d) (the
+    reference's CIFAR command, with never-learned samples at 0 events as its recorder counts
+    them: ``never_learned``; AUM enters as max(AUM) - AUM so that it is >= 0, where the reference
+    negates it to <= 0). Forward message passing with weights exp(-forward_gamma d) (the
     reference's exp(-d)), then greedy selection with reverse message passing exp(-gamma d).
     Defaults: k = 5 neighbours, gamma = 0.1, from the reference's README.
 
-    Not reproduced: the reference's CIFAR command also stratifies the message-passed densities
-    into 25 CCS strata with a hard cut of 0.4 and runs D2 inside each stratum; this is the paper's
-    Algorithm 1 on the whole class. Prefix-consistent order of length ceil(max_ratio n_c).
-    O(n_c k D) for the graph + O(length n_c) for the greedy, per class.
+    Hard cut: before the graph, the ``hard_cut`` fraction hardest by ``cut_by`` (``aum``: lowest
+    AUM, the reference's ``--mis-key accumulated_margin``; ``score``: the importance itself) is
+    dropped (unranked, -inf), over all samples (``cut_scope: global``, the reference's
+    ``mislabel_mask``) or per class. The reference's CIFAR command (``--coreset-mode class
+    --mis-ratio 0.4``) is ``hard_cut: 0.4, cut_by: aum, cut_scope: global`` with ``balance:
+    true``: cut the 40 % lowest-AUM samples of the whole training set, then run D2 inside each
+    class on forgetting (its ``--stratas 25`` is not read in that mode). Deviation: the reference
+    splits the budget equally over classes (CCS's ``bin_allocate``); ``select`` splits it in
+    proportion to the class sizes and refuses a class whose cut left fewer than its share.
+
+    Prefix-consistent order of length ceil(max_ratio n_c). O(n_c k D) for the graph +
+    O(length n_c) for the greedy, per class.
     """
-    hardness = difficulty(ctx, score, "d2")
+    hardness = difficulty(ctx, score, "d2", never_learned)
     importance = hardness - hardness.min() if score == "aum" else hardness
+    dropped = np.zeros(len(hardness), dtype=bool)
+    if hard_cut > 0:  # AUM is read only when it cuts
+        cut = hardness if cut_by == "score" else difficulty(ctx, "aum", "d2")
+        dropped = cut_masks(cut, ctx.labels, hard_cut, cut_scope, balance)
 
     def order(idx: np.ndarray, group_rng: np.random.Generator) -> np.ndarray:
-        keep = np.flatnonzero(~hard_cut_mask(hardness[idx], hard_cut))
+        keep = np.flatnonzero(~dropped[idx])
         if len(keep) < 2:
             return keep
         adj, lengths = knn_graph(ctx.features[idx[keep]].astype(np.float64), neighbors)
