@@ -160,7 +160,7 @@ def test_never_learned_samples_count_zero_forgetting_events_by_default(method):
     ctx = dyn_ctx(np.zeros(n, dtype=int), prob_margin=RNG.normal(size=(1, epochs, n))
                   .astype(np.float32))
     ctx.correct = np.ones((1, epochs, n), dtype=bool)
-    ctx.correct[0, 1::2, 10:] = False  # samples 10.. forget 2-3 times
+    ctx.correct[0, 1::2, 10:] = False  # samples 10..: wrong at epochs 1, 3, 5
     ctx.correct[0, :, :5] = False  # samples 0-4: never learned
     ctx.features = RNG.normal(size=(n, 3)).astype(np.float32)
     events = np.zeros(n)

@@ -20,16 +20,14 @@ import numpy as np
 
 from coreset.scores.context import ScoringContext
 from coreset.scores.greedy import class_orders
-from coreset.scores.importance import el2n, forgetting
+from coreset.scores.importance import NEVER_LEARNED, el2n, forgetting
 from coreset.scores.params import Choice, Float, Int
 from coreset.scores.registry import register
 from coreset.scores.selection import exact_rate
 from coreset.scores.trajectory import area_under_margin
 
 DIFFICULTY = ("aum", "forgetting", "el2n")
-
-
-NEVER_LEARNED = ("zero", "max")
+CUT_BY = ("aum", "score")
 CUT_SCOPE = ("global", "class")
 
 
@@ -52,16 +50,20 @@ def difficulty(ctx: ScoringContext, key: str, method: str,
     return el2n(ctx, rng=np.random.default_rng(0), balance=False)
 
 
-def cut_masks(cut: np.ndarray, labels: np.ndarray, beta: float, scope: str,
-              balance: bool) -> np.ndarray:
-    """(N,) True for the samples the hard cut removes: the floor(beta * N) hardest by ``cut``
-    over all samples (``scope="global"``, the references' ``mislabel_mask`` before any per-class
-    step), or floor(beta * n_c) per class (``scope="class"``; only with ``balance``)."""
+def hard_cut_drop(ctx: ScoringContext, hardness: np.ndarray, method: str, beta: float,
+                  cut_by: str, scope: str, balance: bool) -> np.ndarray:
+    """(N,) True for the samples the hard cut removes: the floor(beta * N) hardest over all
+    samples (``scope="global"``, the references' ``mislabel_mask`` before any per-class step), or
+    floor(beta * n_c) per class (``scope="class"``; only with ``balance``). Hardest by -AUM
+    (``cut_by="aum"``, read only when beta > 0) or by ``hardness`` itself (``"score"``)."""
+    if beta == 0:
+        return np.zeros(len(hardness), dtype=bool)
+    cut = hardness if cut_by == "score" else difficulty(ctx, "aum", method)
     if scope == "global" or not balance:
         return hard_cut_mask(cut, beta)
     mask = np.zeros(len(cut), dtype=bool)
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
+    for c in np.unique(ctx.labels):
+        idx = np.flatnonzero(ctx.labels == c)
         mask[idx] = hard_cut_mask(cut[idx], beta)
     return mask
 
@@ -118,7 +120,7 @@ def stratified_order(strata: np.ndarray, k: int, rng: np.random.Generator) -> np
 @register("ccs", family="coverage", paper="Zheng et al. 2023, Coverage-centric coreset selection "
           "(ICLR)", balance=False,
           params={"score": Choice(DIFFICULTY), "hard_cut": Float(0.0, 1.0, open_high=True),
-                  "strata": Int(1), "cut_by": Choice(("aum", "score")),
+                  "strata": Int(1), "cut_by": Choice(CUT_BY),
                   "cut_scope": Choice(CUT_SCOPE), "never_learned": Choice(NEVER_LEARNED)})
 def ccs(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, score: str = "aum",
         hard_cut: float = 0.1, strata: int = 50, cut_by: str = "aum",
@@ -132,18 +134,18 @@ def ccs(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, score: 
     (``cut_by: aum``, its default); ``cut_by: score`` cuts by the stratified score, as the paper's
     Algorithm 1 reads. The reference's CIFAR-10 command stratifies AUM with beta = 0.3 at 10 %
     kept; the paper picks beta per pruning rate (0 at low rates). The default 0.1 is one recipe;
-    set it per rate, and at least at the expected noise rate under label noise (README). Global
-    (``balance: false``) as the reference; balanced runs CCS per class, after a hard cut over all
-    samples (``cut_scope: global``, the reference's ``mislabel_mask``) or per class
-    (``cut_scope: class``). ``never_learned``: see :func:`difficulty` (``zero``: the reference).
+    set it per rate, and at least at the expected noise rate under label noise
+    (docs/selectors.md). Global (``balance: false``) as the reference; balanced runs CCS per
+    class, after a hard cut over all samples (``cut_scope: global``, the reference's
+    ``mislabel_mask``) or per class (``cut_scope: class``). ``never_learned``: see
+    :func:`difficulty` (``zero``: the reference).
 
     The result is an order (module docstring): the window ``top`` at a ratio keeps CCS's selection
     at that budget. The cut samples are unranked (-inf), so ``select`` refuses a ratio above
     1 - beta. O(N k) time and memory for the nested budgets, plus the difficulty score.
     """
     hardness = difficulty(ctx, score, "ccs", never_learned)
-    cut = hardness if cut_by == "score" else difficulty(ctx, "aum", "ccs")
-    dropped = cut_masks(cut, ctx.labels, hard_cut, cut_scope, balance)
+    dropped = hard_cut_drop(ctx, hardness, "ccs", hard_cut, cut_by, cut_scope, balance)
 
     def order(idx: np.ndarray, group_rng: np.random.Generator) -> np.ndarray:
         keep = np.flatnonzero(~dropped[idx])

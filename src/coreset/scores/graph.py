@@ -11,7 +11,14 @@ import numpy as np
 from scipy import sparse
 
 from coreset.scores.context import ScoringContext
-from coreset.scores.coverage import CUT_SCOPE, DIFFICULTY, NEVER_LEARNED, cut_masks, difficulty
+from coreset.scores.coverage import (
+    CUT_BY,
+    CUT_SCOPE,
+    DIFFICULTY,
+    NEVER_LEARNED,
+    difficulty,
+    hard_cut_drop,
+)
 from coreset.scores.greedy import class_orders, greedy_length
 from coreset.scores.params import MAX_RATIO, POSITIVE, Choice, Float, Int
 from coreset.scores.registry import register
@@ -69,7 +76,7 @@ def reverse_order(adj: sparse.csr_matrix, lengths: np.ndarray, density: np.ndarr
 @register("d2", family="graph", paper="Maharana et al. 2024, D2 pruning (ICLR)",
           params={"score": Choice(DIFFICULTY), "neighbors": Int(1), "gamma": POSITIVE,
                   "forward_gamma": POSITIVE, "hard_cut": Float(0.0, 1.0, open_high=True),
-                  "cut_by": Choice(("aum", "score")), "cut_scope": Choice(CUT_SCOPE),
+                  "cut_by": Choice(CUT_BY), "cut_scope": Choice(CUT_SCOPE),
                   "never_learned": Choice(NEVER_LEARNED), "max_ratio": MAX_RATIO})
 def d2(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool,
        score: str = "forgetting", neighbors: int = 5, gamma: float = 0.1,
@@ -99,10 +106,7 @@ def d2(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool,
     """
     hardness = difficulty(ctx, score, "d2", never_learned)
     importance = hardness - hardness.min() if score == "aum" else hardness
-    dropped = np.zeros(len(hardness), dtype=bool)
-    if hard_cut > 0:  # AUM is read only when it cuts
-        cut = hardness if cut_by == "score" else difficulty(ctx, "aum", "d2")
-        dropped = cut_masks(cut, ctx.labels, hard_cut, cut_scope, balance)
+    dropped = hard_cut_drop(ctx, hardness, "d2", hard_cut, cut_by, cut_scope, balance)
 
     def order(idx: np.ndarray, group_rng: np.random.Generator) -> np.ndarray:
         keep = np.flatnonzero(~dropped[idx])

@@ -12,6 +12,9 @@ from coreset.scores.context import ScoringContext
 from coreset.scores.params import MODELS, Choice
 from coreset.scores.registry import register
 
+# how a never-learned sample counts in forgetting: 0 events, or E (above every forgettable one)
+NEVER_LEARNED = ("max", "zero")
+
 
 def _models(models: str) -> slice:
     """The pretrained models to average over: all, or the first only (``MODELS``)."""
@@ -83,7 +86,7 @@ def grand(
 
 
 @register("forgetting", family="importance", paper="Toneva et al. 2019, forgetting events",
-          params={"never_learned": Choice(("max", "zero"))})
+          params={"never_learned": Choice(NEVER_LEARNED)})
 def forgetting(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, never_learned: str = "max"
 ) -> np.ndarray:
