@@ -300,9 +300,12 @@ def test_recorded_dynamics_agree_with_loss_and_correctness():
     when its logit margin (and its probability margin) is positive."""
     _, res = _tiny_fit(0)
     d = res.dynamics
-    assert set(d) == {"margin", "prob", "prob_margin"}
+    assert set(d) == {"margin", "prob", "prob_margin", "prob_change"}
     assert all(a.shape == res.loss.shape and a.dtype == np.float32 for a in d.values())
     np.testing.assert_allclose(d["prob"], np.exp(-res.loss), rtol=1e-4, atol=1e-6)
     assert np.array_equal(d["margin"] > 0, res.correct)
     assert np.array_equal(d["prob_margin"] > 0, res.correct)
     assert d["prob_margin"].min() >= -1 and d["prob_margin"].max() <= 1
+    # TDDS's change: none at the first epoch, then a real change as the model learns
+    assert (d["prob_change"][0] == 0).all() and (d["prob_change"][1:] >= 0).all()
+    assert d["prob_change"][1:].mean() > 0

@@ -24,7 +24,8 @@ LAYER = {"io": 0, "registry": 0, "rules": 0, "safe_yaml": 0, "config": 0, "artif
 # config.py reads allowlists and rules of the wings to validate params.yaml in one pass
 VALIDATION = {"coreset.artifacts", "coreset.data.datasets", "coreset.data.label_noise",
               "coreset.data.names", "coreset.models", "coreset.scores.registry",
-              "coreset.scores.selection", "coreset.scores.params", "coreset.training.dynamic",
+              "coreset.scores.selection", "coreset.scores.params", "coreset.scores.samplers",
+              "coreset.training.dynamic",
               "coreset.training.options"}
 
 

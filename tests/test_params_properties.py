@@ -129,8 +129,9 @@ def test_any_number_far_out_of_range_is_refused_naming_it(tmp_path, monkeypatch,
 @FAST
 @given(st.data())
 def test_a_missing_key_is_refused_naming_it(tmp_path, monkeypatch, capsys, data):
-    # (a selector parameter that is left out takes the method's default)
-    path, _ = data.draw(st.sampled_from([kv for kv in LEAVES if kv[0][2:3] != ("params",)]))
+    # (a selector or window parameter that is left out takes the method's / window's default)
+    path, _ = data.draw(st.sampled_from([kv for kv in LEAVES if kv[0][2:3] not in
+                                         (("params",), ("window_params",))]))
     tree = copy.deepcopy(DEFAULT)
     node = tree
     for part in path[:-1]:

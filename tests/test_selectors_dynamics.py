@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from coreset.scores import registry
-from coreset.scores.coverage import allocations, hard_cut_mask, strata_of
+from coreset.scores.coverage import hard_cut_mask
+from coreset.scores.samplers import allocations, strata_of
 from coreset.scores.selection import select
 from coreset.training.dynamics import record
 from helpers_selectors import make_ctx
@@ -76,10 +77,56 @@ def test_tdds_equals_the_reference_formula_for_two_classes():
     p1 = RNG.uniform(0.01, 0.99, (9, 6))  # prob of the assigned label (class 0), 9 epochs
     full = np.stack([p1, 1 - p1], axis=2)
     expected = tdds_reference(full, trajectory=8, window=4, decay=0.9)
-    got = score("tdds", dyn_ctx([0] * 6, prob=p1[None]), trajectory=8, window=4)
+    ctx = dyn_ctx([0] * 6, prob=p1[None])
+    got = score("tdds", ctx, trajectory=8, window=4, classes="assigned")
     assert got == pytest.approx(expected, rel=1e-9)
     with pytest.raises(ValueError, match="trajectory = 10 needs at least 10"):
-        score("tdds", dyn_ctx([0] * 6, prob=p1[None]))
+        score("tdds", ctx, classes="assigned")
+
+
+def _recorded_change(logits: np.ndarray, batch: int = 4) -> np.ndarray:
+    """prob_change as the training loop records it: logits (E, N, C) fed to _Dynamics in a fresh
+    random batch order every epoch, as the loop visits them."""
+    import torch
+
+    from coreset.training.loop import FitResult, _Dynamics
+
+    epochs, n, c = logits.shape
+    labels = torch.zeros(n, dtype=torch.int64)
+    dyn, gen = _Dynamics.empty(epochs, labels, c), np.random.default_rng(3)
+    for e in range(epochs):
+        order = gen.permutation(n)
+        for start in range(0, n, batch):
+            idx = torch.from_numpy(order[start : start + batch])
+            out = torch.from_numpy(logits[e, idx.numpy()])
+            dyn.record(idx, torch.zeros(len(idx), dtype=torch.bool), torch.zeros(len(idx)), out)
+        dyn.end_epoch(e)
+    result = FitResult()
+    dyn.into(result, epochs)
+    return result.dynamics["prob_change"]
+
+
+def test_tdds_over_all_classes_equals_the_reference_on_full_softmax():
+    """Five classes: the loop's per-batch change (previous epoch's logits of the same sample)
+    fed to tdds gives the reference's score on the full softmax vectors; the {assigned, other}
+    variant does not."""
+    epochs, n, c = 9, 13, 5
+    logits = RNG.normal(scale=2.0, size=(epochs, n, c)).astype(np.float32)
+    change = _recorded_change(logits)
+    assert change.shape == (epochs, n) and (change[0] == 0).all() and (change[1:] > 0).all()
+    z = logits.astype(np.float64)
+    p = np.exp(z - z.max(axis=2, keepdims=True))
+    p /= p.sum(axis=2, keepdims=True)
+    expected = tdds_reference(p, trajectory=8, window=4, decay=0.9)
+    ctx = dyn_ctx([0] * n, prob=p[None, :, :, 0].astype(np.float32), classes=c)
+    ctx.epoch_prob_change = change[None]
+    got = score("tdds", ctx, trajectory=8, window=4)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    approx = score("tdds", ctx, trajectory=8, window=4, classes="assigned")
+    assert not np.allclose(approx, expected, rtol=1e-2)
+    ctx.epoch_prob_change = None
+    with pytest.raises(ValueError, match="prob_change"):
+        score("tdds", ctx, trajectory=8, window=4)
 
 
 # --- CCS ----------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from coreset.models import AUTO as AUTO_MODEL
 from coreset.models import MODELS, min_size
 from coreset.rules import Bool, Choice, Float, Int, Items, RuleError, Text
 from coreset.scores.registry import WINDOWS
+from coreset.scores.samplers import window_params
 from coreset.training.dynamic import BUDGETS, DYNAMIC
 from coreset.training.options import AUGMENTS, REPORTS, SCHEDULES
 
@@ -196,6 +197,8 @@ class Recipe:
     window: str
     balance: bool
     params: dict[str, Any]
+    # the sampler windows' parameters (strata, beta: coreset.scores.samplers), defaults filled in
+    window_params: dict[str, Any] = field(default_factory=dict)
 
 
 def _recipes(key: str, section: Any) -> dict[str, Recipe]:
@@ -210,11 +213,13 @@ def _recipe(key: str, name: Any, node: Any) -> Recipe:
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name) \
             or name in RESERVED_RECIPES:
         raise _fail(key, name, "a recipe name of letters, digits, _ and - (not 'full')")
-    allowed = ("method", "window", "balance", "params")
+    required = ("method", "window", "balance", "params")
+    allowed = (*required, "window_params")
     if not isinstance(node, dict):
-        raise _fail(key, node, "a mapping with keys " + ", ".join(allowed))
+        raise _fail(key, node, "a mapping with keys " + ", ".join(required)
+                    + " (and window_params for the windows strata and beta)")
     _known_keys(key, node, allowed)
-    for part in allowed:
+    for part in required:
         if part not in node:
             raise ConfigError(f"params.yaml: {key}.{part} is missing")
     method = Choice(tuple(sorted(load_all())))(f"{key}.method", node["method"])
@@ -225,8 +230,14 @@ def _recipe(key: str, name: Any, node: Any) -> Recipe:
         full = validate_params(method, params)
     except ParamError as err:
         raise _fail(f"{key}.params.{err.param}", err.value, err.allowed) from None
-    return Recipe(name=name, method=method, window=Choice(WINDOWS)(f"{key}.window", node["window"]),
-                  balance=BOOL(f"{key}.balance", node["balance"]), params=full)
+    window = Choice(WINDOWS)(f"{key}.window", node["window"])
+    try:
+        sampler = window_params(f"{key}.window_params", window, node.get("window_params"))
+    except RuleError as err:
+        raise ConfigError(f"params.yaml: {err}") from None
+    return Recipe(name=name, method=method, window=window,
+                  balance=BOOL(f"{key}.balance", node["balance"]), params=full,
+                  window_params=sampler)
 
 
 def _device(key: str, v: Any) -> str:
@@ -340,7 +351,7 @@ def _check_schedule(key: str, t: TrainParams) -> None:
 def _check_recipe_alone(r: Recipe) -> None:
     """Rules between the parameters of one recipe (selected or not)."""
     q = r.params
-    if r.method == "tdds" and q["window"] > q["trajectory"]:
+    if r.method in ("tdds", "dual") and q["window"] > q["trajectory"]:
         raise _fail(f"recipes.{r.name}.params.window", q["window"],
                     f"at most recipes.{r.name}.params.trajectory = {q['trajectory']}")
 
@@ -357,13 +368,21 @@ def _check_selected(p: Params, r: Recipe) -> None:
         raise _fail(f"{key}.hard_cut", q["hard_cut"],
                     f"at most 1 - ratio = {1 - p.ratio:g} (the cut samples are never ranked: "
                     f"ratio {p.ratio:g} needs {p.ratio:.0%} of the data ranked)")
+    w = r.window_params
+    if r.window == "strata" and p.ratio > 1 - w["hard_cut"] + 1e-12:
+        raise _fail(f"recipes.{r.name}.window_params.hard_cut", w["hard_cut"],
+                    f"at most 1 - ratio = {1 - p.ratio:g} (the window strata keeps only what its "
+                    "hard cut leaves)")
     epochs = p.pretrain.epochs
-    for name in ("window",) if r.method == "dyn_unc" else \
-            ("trajectory",) if r.method == "tdds" else ():
-        if q[name] > epochs:
-            raise _fail(f"{key}.{name}", q[name],
-                        f"at most pretrain.epochs = {epochs} (the per-epoch dynamics of "
-                        f"pretraining hold {epochs} epochs)")
+    needs = [(f"{key}.{name}", q[name]) for name in
+             (("window",) if r.method == "dyn_unc" else
+              ("trajectory",) if r.method in ("tdds", "dual") else ())]
+    if r.window == "beta":
+        needs.append((f"recipes.{r.name}.window_params.trajectory", w["trajectory"]))
+    for where, value in needs:
+        if value > epochs:
+            raise _fail(where, value, f"at most pretrain.epochs = {epochs} (the per-epoch "
+                        f"dynamics of pretraining hold {epochs} epochs)")
 
 
 def _check_protocol(t: CoresetTrainParams) -> None:

@@ -53,6 +53,9 @@ class ScoringContext:
     epoch_margin: np.ndarray | None = None  # (S, E, N) float32, assigned logit - largest other
     epoch_prob: np.ndarray | None = None  # (S, E, N) float32, softmax prob of the assigned label
     epoch_prob_margin: np.ndarray | None = None  # (S, E, N) float32, that prob - largest other
+    # (S, E, N) float32, TDDS's change of the softmax over all classes from the epoch before (0 at
+    # epoch 0), computed by the loop per batch (training.loop.prob_change)
+    epoch_prob_change: np.ndarray | None = None
 
     @property
     def n(self) -> int:

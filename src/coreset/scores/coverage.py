@@ -23,6 +23,7 @@ from coreset.scores.greedy import class_orders
 from coreset.scores.importance import NEVER_LEARNED, el2n, forgetting
 from coreset.scores.params import Choice, Float, Int
 from coreset.scores.registry import register
+from coreset.scores.samplers import strata_of, stratified_order
 from coreset.scores.selection import exact_rate
 from coreset.scores.trajectory import area_under_margin
 
@@ -76,45 +77,6 @@ def hard_cut_mask(hardness: np.ndarray, beta: float) -> np.ndarray:
     mask = np.zeros(len(hardness), dtype=bool)
     mask[np.argsort(-hardness, kind="stable")[:cut]] = True
     return mask
-
-
-def strata_of(score: np.ndarray, strata: int) -> np.ndarray:
-    """Equal-width bins over [min, max] of ``score``: stratum index per sample, the maximum in the
-    last bin. (The reference widens the range to max * 1.0001, which drops the maximum when it is
-    negative, as AUM can be; the clip keeps it.)"""
-    low, high = float(score.min()), float(score.max())
-    if high == low:
-        return np.zeros(len(score), dtype=np.int64)
-    step = (high - low) / strata
-    return np.clip(np.floor((score - low) / step), 0, strata - 1).astype(np.int64)
-
-
-def allocations(sizes: np.ndarray, budgets: np.ndarray) -> np.ndarray:
-    """(len(budgets), k) samples per stratum for each budget: CCS's ``bin_allocate``, strata in
-    ascending size (ties by index), each min(size, remaining // strata left). Vectorised over the
-    budgets: O(k * len(budgets))."""
-    by_size = np.argsort(sizes, kind="stable")
-    remaining = np.asarray(budgets, dtype=np.int64).copy()
-    out = np.zeros((len(remaining), len(sizes)), dtype=np.int64)
-    for position, stratum in enumerate(by_size):
-        take = np.minimum(sizes[stratum], remaining // (len(sizes) - position))
-        out[:, stratum] = take
-        remaining -= take
-    return out
-
-
-def stratified_order(strata: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Positions in CCS's stratified-sampling order: its first m entries are the samples that
-    stratified sampling with budget m keeps, for every m (see the module docstring)."""
-    sizes = np.bincount(strata, minlength=k)
-    members = [rng.permutation(np.flatnonzero(strata == s)) for s in range(k)]
-    alloc = allocations(sizes, np.arange(len(strata) + 1))
-    grown = np.diff(alloc, axis=0)  # (M, k): which stratum gains the m-th sample
-    if not ((grown >= 0).all() and (grown.sum(axis=1) == 1).all()):
-        raise AssertionError("CCS allocations are not nested")  # the docstring's argument
-    stratum = grown.argmax(axis=1)
-    slot = alloc[1:][np.arange(len(stratum)), stratum] - 1
-    return np.array([members[s][i] for s, i in zip(stratum, slot, strict=True)], dtype=np.int64)
 
 
 @register("ccs", family="coverage", paper="Zheng et al. 2023, Coverage-centric coreset selection "

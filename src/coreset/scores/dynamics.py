@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from coreset.scores.context import ScoringContext
-from coreset.training.dynamics import FIELDS
+from coreset.training.dynamics import ALL_FIELDS
 
 
 def require(ctx: ScoringContext, name: str, method: str) -> np.ndarray:
@@ -16,6 +16,6 @@ def require(ctx: ScoringContext, name: str, method: str) -> np.ndarray:
     if value is None:
         raise ValueError(
             f"{method} needs the per-epoch training dynamics {name!r} (S, E, N), which this "
-            f"pretraining did not record: pretrain must store {FIELDS[name]!r} in "
+            f"pretraining did not record: pretrain must store {ALL_FIELDS[name]!r} in "
             f"data/dynamics.npz (training.dynamics.record on every training batch)")
     return value

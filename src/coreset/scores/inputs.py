@@ -11,7 +11,7 @@ from coreset import artifacts
 from coreset.config import Params
 from coreset.io import load_npy, load_npz
 from coreset.scores.context import ModelAccess, ScoringContext
-from coreset.training.dynamics import FIELDS
+from coreset.training.dynamics import ALL_FIELDS
 
 
 def build_context(p: Params, with_model: bool) -> ScoringContext:
@@ -20,7 +20,7 @@ def build_context(p: Params, with_model: bool) -> ScoringContext:
     labels = load_npy(artifacts.TRAIN / "labels.npy")
     # the per-epoch margins and probabilities (AUM, CCS, Dyn-Unc, TDDS): absent from a
     # dynamics.npz written before they were recorded, which those selectors then name
-    extra = {name: dyn[key] for name, key in FIELDS.items() if key in dyn}
+    extra = {name: dyn[key] for name, key in ALL_FIELDS.items() if key in dyn}
     return ScoringContext(
         labels=labels, num_classes=artifacts.meta().num_classes, features=emb["features"],
         probs=emb["probs"], loss=emb["loss"], correct=dyn["correct"], epoch_loss=dyn["loss"],

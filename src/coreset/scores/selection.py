@@ -19,9 +19,11 @@ from fractions import Fraction
 import numpy as np
 
 from coreset.data.sampling import count
+from coreset.scores.samplers import SAMPLERS, beta_pick, strata_pick
 
-# the windows any score can be read through (higher score = "top"); selectors declare a default
-WINDOWS = ("top", "bottom", "moderate", "two-ends", "random")
+# the windows any score can be read through (higher score = "top"); selectors declare a default.
+# The samplers (strata, beta) take parameters (coreset.scores.samplers).
+WINDOWS = ("top", "bottom", "moderate", "two-ends", "random", *SAMPLERS)
 
 
 def exact_rate(rate: float) -> Fraction:
@@ -112,10 +114,16 @@ def select(
     window: str,
     balance: bool,
     rng: np.random.Generator,
+    window_params: dict | None = None,
+    difficulty: np.ndarray | None = None,
 ) -> np.ndarray:
     """Sorted indices of the kept samples. Balanced: the window is applied within each class with
     the class budgets of :func:`class_budgets` (the moderate window: each class's
     :func:`moderate_band`); global: once over all samples.
+
+    The samplers ``strata`` and ``beta`` read ``window_params`` (their defaults filled in by
+    ``samplers.window_params``); ``beta`` also reads ``difficulty`` (N,), DUAL's mean
+    assigned-label probability (``samplers.mean_probability``), and weighs by the score.
 
     A ratio that keeps no sample (of some class, when balanced) is an error naming the smallest
     ratio that keeps one. Greedy orders mark samples beyond their computed length with -inf:
@@ -130,10 +138,28 @@ def select(
     groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if balance \
         else [np.arange(len(scores))]
     bands = _bands(groups, labels, ratio, window, balance)
-    parts = [idx[_checked_pick(scores[idx], window, rng, lo, hi - lo)]
-             for idx, (lo, hi) in zip(groups, bands, strict=True)]
+    if window in SAMPLERS:
+        parts = [idx[_sample(scores[idx], window, rng, hi - lo, window_params or {}, ratio,
+                             None if difficulty is None else np.asarray(difficulty)[idx])]
+                 for idx, (lo, hi) in zip(groups, bands, strict=True)]
+    else:
+        parts = [idx[_checked_pick(scores[idx], window, rng, lo, hi - lo)]
+                 for idx, (lo, hi) in zip(groups, bands, strict=True)]
     picked = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
     return np.sort(picked).astype(np.int64)
+
+
+def _sample(scores: np.ndarray, window: str, rng: np.random.Generator, k: int, params: dict,
+            ratio: float, difficulty: np.ndarray | None) -> np.ndarray:
+    """The picks of a sampler window for one group."""
+    if window == "strata":
+        return strata_pick(scores, k, rng, strata=params.get("strata", 50),
+                           hard_cut=params.get("hard_cut", 0.1))
+    if difficulty is None:
+        raise ValueError("the window 'beta' needs the mean assigned-label probability of every "
+                         "sample (pretraining dynamics); none was given")
+    return beta_pick(scores, k, rng, difficulty=difficulty, ratio=ratio,
+                     c_d=params.get("c_d", 4.0), anchor=params.get("anchor", 10))
 
 
 def _bands(groups: list[np.ndarray], labels: np.ndarray, ratio: float, window: str,

@@ -1,4 +1,4 @@
-"""Scores from the training trajectory of the pretrained models: AUM, Dyn-Unc and TDDS.
+"""Scores from the training trajectory of the pretrained models: AUM, Dyn-Unc, TDDS and DUAL.
 
 They read the per-epoch dynamics that pretraining records (``scores.dynamics``), shapes
 (S, E, N): S pretrained models, E epochs, N samples, and average the per-model score over the
@@ -11,7 +11,7 @@ import numpy as np
 
 from coreset.scores.context import ScoringContext
 from coreset.scores.dynamics import require
-from coreset.scores.params import Float, Int
+from coreset.scores.params import Choice, Float, Int
 from coreset.scores.registry import register
 
 
@@ -66,6 +66,28 @@ def dyn_unc(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool,
     return _sliding(prob, window).std(axis=2, ddof=1).mean(axis=(0, 1))
 
 
+@register("dual", family="training dynamics",
+          paper="Cho et al. 2025, Lightweight dataset pruning without full training via example "
+                "difficulty and prediction uncertainty (DUAL), ICML",
+          params={"trajectory": Int(2), "window": Int(2)})
+def dual(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, trajectory: int = 30,
+         window: int = 10) -> np.ndarray:
+    """DUAL (Cho et al. 2025): over the first ``trajectory`` (T = 30) pretraining epochs, the mean
+    over sliding windows of ``window`` (J = 10) epochs of std(p) x (1 - mean(p)), p the assigned
+    label's probability (std with ddof = 1), averaged over the pretrained models: uncertain
+    (Dyn-Unc's std) and difficult (low mean confidence). High = kept first (the reference keeps
+    the highest); its Beta sampler is the window ``beta`` (``coreset.scores.samplers``), which
+    reads this score as its weight. The reference's factor 10 on the std is dropped: it changes
+    neither the ranking nor the Beta sampler's probabilities. O(S T J N).
+    """
+    if window > trajectory:
+        raise ValueError(f"dual: window = {window} must be <= trajectory = {trajectory}")
+    prob = require(ctx, "epoch_prob", "dual").astype(np.float64)
+    _check_epochs("dual", "trajectory", trajectory, prob.shape[1])
+    runs = _sliding(prob[:, :trajectory], window)  # (S, K, J, N)
+    return (runs.std(axis=2, ddof=1) * (1.0 - runs.mean(axis=2))).mean(axis=(0, 1))
+
+
 def binary_kl_terms(before: np.ndarray, after: np.ndarray, eps: float = 1e-8) -> np.ndarray:
     """TDDS's per-epoch change sum_c |p'_c (log p'_c - log p_c)| over the two-cell partition
     {assigned label, any other label}: p = prob of the assigned label, 1 - p the rest."""
@@ -75,32 +97,44 @@ def binary_kl_terms(before: np.ndarray, after: np.ndarray, eps: float = 1e-8) ->
     return term(after, before) + term(1.0 - after, 1.0 - before)
 
 
+TDDS_CLASSES = ("all", "assigned")
+
+
 @register("tdds", family="training dynamics",
           paper="Zhang et al. 2024, Temporal dual-depth scoring (TDDS), CVPR",
-          params={"trajectory": Int(2), "window": Int(2), "decay": Float(0.0, 1.0, True, True)})
+          params={"trajectory": Int(2), "window": Int(2), "decay": Float(0.0, 1.0, True, True),
+                  "classes": Choice(TDDS_CLASSES)})
 def tdds(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, trajectory: int = 10,
-         window: int = 10, decay: float = 0.9) -> np.ndarray:
+         window: int = 10, decay: float = 0.9, classes: str = "all") -> np.ndarray:
     """Temporal dual-depth scoring (Zhang et al. 2024), over the first ``trajectory`` (T)
     pretraining epochs, in windows of ``window`` (W) epochs, with the reference's defaults
     (T = 10, W = 10, decay 0.9; its CIFAR-100 command uses T = 30).
 
     Depth 1: the change of the prediction between consecutive epochs, d_t = sum_c |p_{t+1,c}
-    log(p_{t+1,c} / p_{t,c})|. Depth 2: in each window k, the spread of d over the window,
-    ||d_t - mean_window(d)||_2 over its W - 1 changes, weighted by decay (1 - decay)^(T - W - k)
-    (recent windows count most) and summed over the T - W + 1 windows. High = kept first (the
-    reference keeps the highest).
+    (log(p_{t+1,c} + 1e-8) - log(p_{t,c} + 1e-8))|. Depth 2: in each window k, the spread of d over
+    the window, ||d_t - mean_window(d)||_2 over its W - 1 changes, weighted by decay
+    (1 - decay)^(T - W - k) (recent windows count most) and summed over the T - W + 1 windows. High
+    = kept first (the reference keeps the highest).
 
-    Approximation: the reference sums d_t over all C classes of the per-epoch softmax; pretraining
-    records only the probability of the assigned label, so d_t is taken over the partition
-    {assigned label, the other labels} (p, 1 - p). It is exact for two classes; for more classes it
-    sees a change only through the assigned label's probability. O(S T N).
+    ``classes="all"`` (default) is the reference: d_t over all C classes of the softmax, which the
+    training loop records per sample as ``prob_change``. ``classes="assigned"`` takes d_t over the
+    partition {assigned label, the other labels} (p, 1 - p) from the recorded assigned-label
+    probability alone, for dynamics recorded without ``prob_change``: exact for two classes, a
+    different ranking for more (rank correlation about 0.8 with 10 classes). The dynamics come
+    from the augmented train-mode mini-batches of pretraining (the reference saves the training
+    outputs of each epoch). O(S T N).
     """
     if window > trajectory:
         raise ValueError(f"tdds: window = {window} must be <= trajectory = {trajectory}")
-    prob = require(ctx, "epoch_prob", "tdds").astype(np.float64)
-    _check_epochs("tdds", "trajectory", trajectory, prob.shape[1])
-    prob = prob[:, :trajectory]
-    change = binary_kl_terms(prob[:, :-1], prob[:, 1:])  # (S, T - 1, N)
+    if classes == "all":
+        recorded = require(ctx, "epoch_prob_change", "tdds").astype(np.float64)
+        _check_epochs("tdds", "trajectory", trajectory, recorded.shape[1])
+        change = recorded[:, 1:trajectory]  # [e] is the change from epoch e - 1 to e
+    else:
+        prob = require(ctx, "epoch_prob", "tdds").astype(np.float64)
+        _check_epochs("tdds", "trajectory", trajectory, prob.shape[1])
+        prob = prob[:, :trajectory]
+        change = binary_kl_terms(prob[:, :-1], prob[:, 1:])  # (S, T - 1, N)
     runs = _sliding(change, window - 1)  # (S, T - W + 1, W - 1, N)
     spread = np.linalg.norm(runs - runs.mean(axis=2, keepdims=True), axis=2)  # (S, K, N)
     k = np.arange(spread.shape[1])

@@ -14,6 +14,7 @@ from coreset.config import Params, check_ratio
 from coreset.io import load_npy, load_npz, save_npz
 from coreset.scores.inputs import build_context, selection_rng
 from coreset.scores.registry import get
+from coreset.scores.samplers import mean_probability
 from coreset.scores.selection import select
 from coreset.stages._cli import StageError, recipe_arg, run
 
@@ -32,7 +33,8 @@ def main(p: Params, argv: list[str]) -> None:
                 str(labels_file))
     try:
         idx = select(score, labels, p.ratio, recipe.window, recipe.balance,
-                     selection_rng(p, recipe.method, 1))
+                     selection_rng(p, recipe.method, 1), recipe.window_params,
+                     _difficulty(recipe.window, recipe.window_params))
     except ValueError as err:
         raise StageError(f"recipes.{recipe.name}: {err}") from None
     # Craig / GradMatch: per-sample weights of the chosen subset; zero-weight samples are dropped
@@ -41,6 +43,13 @@ def main(p: Params, argv: list[str]) -> None:
     save_npz(artifacts.SELECTED / f"{recipe.name}.npz", indices=idx, weights=weights)
     print(f"select@{recipe.name}: kept {len(idx)} of {len(labels)} ({recipe.window}, "
           f"{'balanced' if recipe.balance else 'global'})")
+
+
+def _difficulty(window: str, params: dict):
+    """DUAL's mean assigned-label probability for the window ``beta``; None for the others."""
+    if window != "beta":
+        return None
+    return mean_probability(load_npz(artifacts.DYNAMICS)["prob"], params["trajectory"])
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ Dyn-Unc and TDDS read. ``training.loop.fit`` calls it on every batch when ``reco
 set (the same augmented, train-mode forward pass that ``correct`` and ``loss`` come from, as AUM's
 and Toneva et al.'s reference code record them), and stores each array at ``[epoch, idx]``. Pure
 numpy (the select stage never imports torch). O(B C) per batch.
+
+``prob_change`` (TDDS's d_t = sum_c |p_t,c (log p_t,c - log p_t-1,c)| over all C classes) needs
+the previous epoch's softmax of the same sample; the loop computes it on the device from the
+logits it already keeps per sample (no extra N x C array), 0 at a sample's first epoch.
 """
 
 from __future__ import annotations
@@ -13,6 +17,12 @@ import numpy as np
 
 # ScoringContext field -> key of record()'s output (and of the arrays in data/dynamics.npz)
 FIELDS = {"epoch_margin": "margin", "epoch_prob": "prob", "epoch_prob_margin": "prob_margin"}
+# ... and the field the loop computes itself, from this epoch's and the previous epoch's logits of
+# each sample (training.loop._Dynamics.record): TDDS's per-epoch change over all C classes
+CHANGE = ("epoch_prob_change", "prob_change")
+ALL_FIELDS = {**FIELDS, CHANGE[0]: CHANGE[1]}
+# TDDS's reference adds this inside its logarithms (log(p + 1e-8)); kept for an exact match
+CHANGE_EPS = 1e-8
 
 
 def _largest_other(values: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from coreset.config import TrainParams
 from coreset.data.stream import DeviceImages, Images
 from coreset.training.device import Normalizer
 from coreset.training.dynamic import Budget, InfoBatch, Planner, budget, make_planner, progress
-from coreset.training.dynamics import FIELDS, record
+from coreset.training.dynamics import CHANGE, CHANGE_EPS, FIELDS, record
 from coreset.training.progress import EpochProgress
 
 
@@ -116,7 +116,8 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     correct: np.ndarray | None = None  # (E, N) bool, per-epoch training correctness
     loss: np.ndarray | None = None  # (E, N) float32, per-epoch training loss
-    # (E, N) float32 arrays keyed margin, prob, prob_margin (training.dynamics.record)
+    # (E, N) float32 arrays keyed margin, prob, prob_margin (training.dynamics.record) and
+    # prob_change (TDDS's change over all classes, _Dynamics.record)
     dynamics: dict[str, np.ndarray] = field(default_factory=dict)
     steps: int = 0  # SGD steps taken (the run's manifest: coreset.training.manifest)
     samples_seen: int = 0  # training samples passed through the model, over all epochs
@@ -184,7 +185,11 @@ def _training_autocast(device: torch.device):
 class _Dynamics:
     """Per-sample correctness, loss and logits of one epoch, scattered on the device, copied to
     the host once per epoch into (E, N) arrays; the logits become AUM's margin and the assigned
-    label's probability there (training.dynamics.record, the same numbers for every device)."""
+    label's probability there (training.dynamics.record, the same numbers for every device).
+
+    TDDS's change over all classes is taken per batch, before a sample's logits are overwritten:
+    the row still holds its previous epoch's logits, so the exact d_t costs O(B C) per batch and
+    no second N x C array."""
 
     correct: np.ndarray
     loss: np.ndarray
@@ -192,33 +197,51 @@ class _Dynamics:
     epoch_correct: torch.Tensor
     epoch_loss: torch.Tensor
     epoch_logits: torch.Tensor
+    epoch_change: torch.Tensor
+    seen: torch.Tensor
     labels: np.ndarray
 
     @classmethod
     def empty(cls, epochs: int, labels: torch.Tensor, num_classes: int) -> _Dynamics:
         n, device = len(labels), labels.device
+        keys = [*FIELDS.values(), CHANGE[1]]
         return cls(np.zeros((epochs, n), bool), np.zeros((epochs, n), np.float32),
-                   {key: np.zeros((epochs, n), np.float32) for key in FIELDS.values()},
+                   {key: np.zeros((epochs, n), np.float32) for key in keys},
                    torch.zeros(n, dtype=torch.bool, device=device),
                    torch.zeros(n, dtype=torch.float32, device=device),
                    torch.zeros(n, num_classes, dtype=torch.float32, device=device),
+                   torch.zeros(n, dtype=torch.float32, device=device),
+                   torch.zeros(n, dtype=torch.bool, device=device),
                    labels.cpu().numpy())
 
     def record(self, idx: torch.Tensor, hit: torch.Tensor, ce: torch.Tensor,
                logits: torch.Tensor) -> None:
         self.epoch_correct[idx] = hit
         self.epoch_loss[idx] = ce
-        self.epoch_logits[idx] = logits
+        change = prob_change(self.epoch_logits[idx], logits)
+        self.epoch_change[idx] = torch.where(self.seen[idx], change, torch.zeros_like(change))
+        self.seen[idx] = True
+        self.epoch_logits[idx] = logits.float()
 
     def end_epoch(self, epoch: int) -> None:
         self.correct[epoch] = self.epoch_correct.cpu().numpy()
         self.loss[epoch] = self.epoch_loss.cpu().numpy()
         for key, values in record(self.epoch_logits.cpu().numpy(), self.labels).items():
             self.extra[key][epoch] = values
+        self.extra[CHANGE[1]][epoch] = self.epoch_change.cpu().numpy()
 
     def into(self, result: FitResult, epochs: int) -> None:
         result.correct, result.loss = self.correct[:epochs], self.loss[:epochs]
         result.dynamics = {key: arr[:epochs] for key, arr in self.extra.items()}
+
+
+def prob_change(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """(B,) float32: TDDS's d_t = sum_c |p'_c (log(p'_c + eps) - log(p_c + eps))| between the
+    softmax of logits ``before`` and ``after`` (B, C), in float64 as the reference's numpy does
+    (Zhang et al. 2024, eps = 1e-8 as in its code)."""
+    p_old, p_new = F.softmax(before.double(), 1), F.softmax(after.double(), 1)
+    terms = p_new * (torch.log(p_new + CHANGE_EPS) - torch.log(p_old + CHANGE_EPS))
+    return terms.abs().sum(1).float()
 
 
 def _planner(p: TrainParams, n: int, seed: int) -> Planner:
