@@ -4,8 +4,9 @@ perturbed sample: which, how, and its original label.
 Corrupted images and adversarial images are disjoint random subsets; label noise is drawn
 independently, so a sample can be both mislabeled and corrupted (the paper's mixed scenario).
 The split is streamed (coreset.data.perturb): read memory-mapped, written chunk by chunk into an
-``open_memmap`` images.npy, so peak memory is a few 64 MiB chunks, the attack model and O(N)
-per-sample arrays (labels, kinds), never the split itself.
+``open_memmap`` images.npy, so peak memory is a few 64 MiB chunks, one corruption chunk's float
+working set (~300 MB), the attack model and O(N) per-sample arrays (labels, kinds), never the
+split itself.
 
 Usage: python -m coreset.stages.corrupt   (reads corrupt.* in params.yaml)
 """
