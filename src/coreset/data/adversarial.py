@@ -27,6 +27,8 @@ from tqdm.auto import tqdm
 
 from coreset.data.names import ATTACKS as METHODS  # torch-free: params validation uses it
 
+BATCH_SIZE = 256  # attack's default batch
+
 
 def attack(
     model: nn.Module,
@@ -38,10 +40,11 @@ def attack(
     alpha: float = 2 / 255,
     steps: int = 10,
     normalize: Callable[[Tensor], Tensor] | None = None,
-    batch_size: int = 256,
+    batch_size: int = BATCH_SIZE,
     device: str | torch.device = "cpu",
     seed: int = 0,
     disable_progress: bool = False,
+    generator: torch.Generator | None = None,
 ) -> np.ndarray:
     """Adversarial copies of uint8 images (N, H, W, C) that raise `model`'s cross-entropy.
 
@@ -51,10 +54,19 @@ def attack(
     the clean image. The model is put in eval mode (BatchNorm statistics must not drift on the
     attack batches) and its previous mode restored. Returns a new uint8 array, |adv - x| <=
     floor(eps * 255) per pixel.
+
+    Each batch of `batch_size` images is attacked on its own (summed loss, eval mode), and the
+    random starts are drawn batch after batch from one CPU generator: a new one seeded by `seed`,
+    or `generator` when given (then `seed` is unused and the generator advances). So attacking
+    consecutive chunks of a set in order, every chunk but the last a multiple of `batch_size`
+    long, with one shared `generator` gives the same bytes as one call on the whole set: the
+    `corrupt` stage streams a large split that way. Time O(N * steps) forward/backward passes;
+    memory: the output (N images) plus one batch's tensors.
     """
     _check(images, labels, method, eps, alpha, steps, batch_size)
     normalize = normalize if normalize is not None else _identity
-    generator = torch.Generator().manual_seed(seed)
+    if generator is None:
+        generator = torch.Generator().manual_seed(seed)
     out = np.empty_like(images)
     was_training = model.training
     model.eval()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from numbers import Integral
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -188,24 +189,66 @@ def corrupt_images(
     Returns (a corrupted copy of `images`, `kind`), `kind` being a '<U16' array holding '' for
     untouched images and the corruption name otherwise. The chosen images are shuffled and cut
     into len(types) groups whose sizes differ by at most one (earlier types get the extra image),
-    as the paper splits its five noises evenly. The input is never modified.
+    as the paper splits its five noises evenly. The input is never modified. Memory: the copy
+    plus one chunk's working set (see :func:`corrupt_into`, which does the work in place of a
+    destination without a copy of the whole set).
+    """
+    if isinstance(types, str):
+        types = [types]
+    _check_types(list(types))
+    _check(images, severity, rng)
+    out = images.copy()
+    kind = corrupt_into(images, out, np.arange(images.shape[0]), rate, types, severity, rng)
+    return out, kind
+
+
+class Rows(Protocol):
+    """What :func:`corrupt_into` reads from and writes to: an (N, H, W, C) uint8 array, or any
+    object with its ``shape`` that reads ``x[rows]`` (a uint8 array of those rows, in that order)
+    and/or writes ``x[rows] = values`` for a sorted int64 index array ``rows``."""
+
+    shape: tuple[int, ...]
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def __setitem__(self, rows: np.ndarray, values: np.ndarray) -> None: ...
+
+
+def corrupt_into(
+    src: Rows,
+    dst: Rows,
+    rows: np.ndarray,
+    rate: float,
+    types: Sequence[str],
+    severity: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """:func:`corrupt_images` restricted to the samples ``rows`` of ``src``, read and written
+    chunk by chunk: the chosen rows are read from ``src`` and their corrupted versions written to
+    the same rows of ``dst``; no other row of ``dst`` is touched (copy the clean rows yourself).
+
+    Returns ``kind`` for ``rows`` (len(rows), '<U16', '' where untouched). With ``src`` an array,
+    ``rows = arange(N)`` and ``dst`` a copy of ``src``, the result is exactly corrupt_images' (same
+    rng draws in the same order, same chunks). Time O(len(rows) * H * W * C); memory: ``kind``,
+    the index arrays (O(len(rows))) and one chunk of images with its float working copies
+    (_CHUNK_PIXELS pixels, ~16 MiB of pixels), independent of N.
     """
     if isinstance(types, str):
         types = [types]
     types = list(types)
     _check_types(types)
-    _check(images, severity, rng)
-    out = images.copy()
-    kind = np.full(images.shape[0], "", dtype="<U16")
-    chosen = rng.permutation(choose(images.shape[0], rate, rng))
+    rows = np.asarray(rows, dtype=np.int64)
+    _check(np.asarray(src[rows[:0]]), severity, rng)
+    kind = np.full(len(rows), "", dtype="<U16")
+    chosen = rng.permutation(choose(len(rows), rate, rng))
+    step = _chunk_len(tuple(src.shape))
     for name, group in zip(types, np.array_split(chosen, len(types)), strict=True):
         group = np.sort(group)
-        step = _chunk_len(images.shape)
         for start in range(0, len(group), step):
-            part = group[start : start + step]
-            out[part] = CORRUPTIONS[name](images[part], severity, rng)
+            part = rows[group[start : start + step]]
+            dst[part] = CORRUPTIONS[name](np.asarray(src[part]), severity, rng)
         kind[group] = name
-    return out, kind
+    return kind
 
 
 def _plasma_fractal(n: int, mapsize: int, decay: float, rng: np.random.Generator) -> np.ndarray:

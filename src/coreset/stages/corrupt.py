@@ -3,6 +3,10 @@ perturbed sample: which, how, and its original label.
 
 Corrupted images and adversarial images are disjoint random subsets; label noise is drawn
 independently, so a sample can be both mislabeled and corrupted (the paper's mixed scenario).
+The split is streamed (coreset.data.perturb): read memory-mapped, written chunk by chunk into an
+``open_memmap`` images.npy, so peak memory is a few 64 MiB chunks, one corruption chunk's float
+working set (~300 MB), the attack model and O(N) per-sample arrays (labels, kinds), never the
+split itself.
 
 Usage: python -m coreset.stages.corrupt   (reads corrupt.* in params.yaml)
 """
@@ -13,6 +17,7 @@ import numpy as np
 
 from coreset import artifacts
 from coreset.config import Params
+from coreset.data.perturb import Attack, perturb_into
 from coreset.data.sampling import count as budget
 from coreset.io import atomic_dir, atomic_path, save_json
 from coreset.stages._cli import no_args, run
@@ -20,43 +25,26 @@ from coreset.stages._cli import no_args, run
 EXAMPLES = "plots/corruptions.png"
 
 
-def perturb(p: Params, images: np.ndarray, labels: np.ndarray, num_classes: int):
-    """Returns (images, labels, image_kind, label_flipped); inputs are not modified."""
-    c = p.corrupt
-    rng = np.random.default_rng(c.seed)
-    images = images.copy()
-    kind = np.full(len(labels), "", dtype="<U16")
-    order = rng.permutation(len(labels))
-    n_img = budget(len(labels), c.images.rate)
-    n_adv = budget(len(labels), c.adversarial.rate)
-    img_idx, adv_idx = np.sort(order[:n_img]), np.sort(order[n_img : n_img + n_adv])
-    if n_img:
-        from coreset.data.corruptions import corrupt_images
+def _attacker(p: Params) -> tuple[Attack, int]:
+    """(attack(images, labels) on consecutive chunks with one seeded generator, its batch)."""
+    import torch
 
-        images[img_idx], kind[img_idx] = corrupt_images(
-            images[img_idx], 1.0, list(c.images.types), c.images.severity, rng)
-    if n_adv:
-        images[adv_idx] = _attack(p, images[adv_idx], labels[adv_idx])
-        kind[adv_idx] = c.adversarial.method
-    noisy = labels
-    if c.label_noise.rate > 0:
-        from coreset.data.label_noise import flip_labels
-
-        noisy = flip_labels(labels, c.label_noise.rate, num_classes, c.label_noise.mode, rng)
-    return images, noisy, kind, noisy != labels
-
-
-def _attack(p: Params, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    from coreset.data.adversarial import attack
+    from coreset.data.adversarial import BATCH_SIZE, attack
     from coreset.training.device import Normalizer, pick_device
 
     m = artifacts.meta()
     device = pick_device(p.device, p.cpu_threads)
     model = artifacts.load_model(artifacts.ATTACKER, device)
     a = p.corrupt.adversarial
-    return attack(model, images, labels, method=a.method, eps=a.eps, alpha=a.alpha,
-                  steps=a.steps, normalize=Normalizer(m.mean, m.std, device), device=device,
-                  seed=p.corrupt.seed)
+    normalize = Normalizer(m.mean, m.std, device)
+    generator = torch.Generator().manual_seed(p.corrupt.seed)
+
+    def run_attack(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return attack(model, images, labels, method=a.method, eps=a.eps, alpha=a.alpha,
+                      steps=a.steps, normalize=normalize, batch_size=BATCH_SIZE, device=device,
+                      generator=generator, disable_progress=True)
+
+    return run_attack, BATCH_SIZE
 
 
 def example_figure(image: np.ndarray, types: tuple[str, ...], severity: int, seed: int) -> None:
@@ -87,19 +75,27 @@ outputs = no_args(artifacts.TRAIN, EXAMPLES)
 
 
 def main(p: Params, argv: list[str]) -> None:
-    images, labels = artifacts.raw_split("train")
+    images, labels = artifacts.raw_split("train", mmap=True)
     meta = artifacts.meta()
-    new_images, noisy, kind, flipped = perturb(p, images, labels, meta.num_classes)
+    adversarial = budget(len(labels), p.corrupt.adversarial.rate) > 0
+    attack, batch = _attacker(p) if adversarial else (None, 1)
     with atomic_dir(artifacts.TRAIN) as tmp:
-        for key, arr in (("images", new_images), ("labels", noisy), ("true_labels", labels),
-                         ("image_kind", kind), ("label_flipped", flipped)):
+        out = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=images.dtype,
+                                        shape=images.shape)
+        noisy, kind, flipped = perturb_into(images, labels, out, p.corrupt, meta.num_classes,
+                                            attack, batch)
+        out.flush()
+        del out
+        for key, arr in (("labels", noisy), ("true_labels", labels), ("image_kind", kind),
+                         ("label_flipped", flipped)):
             np.save(tmp / f"{key}.npy", arr)
         kinds, counts = np.unique(kind[kind != ""], return_counts=True)
         summary = {"n": len(labels), "label_flipped": int(flipped.sum()),
                    "image_kind": {str(k): int(v) for k, v in zip(kinds, counts, strict=True)},
                    "perturbed": int(((kind != "") | flipped).sum())}
         save_json(tmp / "summary.json", summary)
-    example_figure(images[0], p.corrupt.images.types, p.corrupt.images.severity, p.corrupt.seed)
+    example_figure(np.array(images[0]), p.corrupt.images.types, p.corrupt.images.severity,
+                   p.corrupt.seed)
     print(f"corrupt: {summary}")
 
 
