@@ -360,7 +360,9 @@ def glister(
     full = grads == "full_last_layer"
 
     def greedy(idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        v = val[np.isin(val, idx)] if balance else val
+        # the class's validation samples: its members among ``val`` (a label test, O(len(val))
+        # per class; np.isin would sort N values for each of C classes)
+        v = val[ctx.labels[val] == ctx.labels[idx[0]]] if balance else val
         v = v if len(v) else idx
         order = glister_order(
             ctx.bias_grads(idx), ctx.features[idx] if full else None,

@@ -15,8 +15,12 @@ from coreset.training.dynamics import ALL_FIELDS
 
 
 def build_context(p: Params, with_model: bool) -> ScoringContext:
-    """The embed/pretrain artifacts as a ScoringContext; the model is attached lazily."""
-    emb, dyn = load_npz(artifacts.EMBED), load_npz(artifacts.DYNAMICS)
+    """The embed/pretrain artifacts as a ScoringContext; the model is attached lazily.
+
+    The arrays are memory-mapped read-only (``load_npz(mmap=True)``): ImageNet-shaped softmax
+    outputs alone are S N C float32 = 15 GB, so selectors read them in row blocks or per class,
+    and the pages they touched stay reclaimable page cache, not process memory."""
+    emb, dyn = load_npz(artifacts.EMBED, mmap=True), load_npz(artifacts.DYNAMICS, mmap=True)
     labels = load_npy(artifacts.TRAIN / "labels.npy")
     # the per-epoch margins and probabilities (AUM, CCS, Dyn-Unc, TDDS): absent from a
     # dynamics.npz written before they were recorded, which those selectors then name
