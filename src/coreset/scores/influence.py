@@ -33,6 +33,7 @@ import scipy.linalg as sla
 from coreset.scores.context import ScoringContext
 from coreset.scores.params import POSITIVE, Choice, Int
 from coreset.scores.registry import register
+from coreset.scores.scale import Cost
 
 KINDS = ("param_norm", "self")
 HESSIANS = ("auto", "exact", "kfac")
@@ -140,6 +141,14 @@ def _kfac_scores(ctx: ScoringContext, damping: float, kind: str) -> np.ndarray:
     return out
 
 
+def _cost(n: int, c: int, d: int, params: dict) -> tuple[float, float]:
+    dim = c * (d + 1)
+    if params["hessian"] == "exact" or (params["hessian"] == "auto"
+                                        and dim <= params["max_exact_dim"]):
+        return 2.0 * n * dim * dim + dim**3 / 3, 8.0 * dim * dim
+    return 2.0 * n * (2 * c * c + (d + 1) ** 2) + c**3 + d**3, 8.0 * (c * c + d * d)
+
+
 def choose_hessian(hessian: str, dim: int, max_exact_dim: int) -> str:
     """``exact`` or ``kfac``: ``auto`` is exact while the C(D+1) parameters are at most
     ``max_exact_dim`` (the exact Hessian is dim^2 float64), K-FAC above; the choice is printed."""
@@ -156,6 +165,8 @@ def choose_hessian(hessian: str, dim: int, max_exact_dim: int) -> str:
     paper="Yang et al. 2023, Dataset pruning: examining generalization influence (ICLR)",
     params={"kind": Choice(KINDS), "hessian": Choice(HESSIANS), "damping": POSITIVE,
             "max_exact_dim": Int(1)},
+    cost=Cost("the exact Hessian has (C (D + 1))^2 float64 entries and costs O(N C^2 D^2 + "
+              "C^3 D^3) (K-FAC: O(N (C^2 + D^2)))", lambda n, c, d, balance, p: _cost(n, c, d, p)),
 )
 def influence(
     ctx: ScoringContext,

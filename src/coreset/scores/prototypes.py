@@ -11,6 +11,7 @@ from coreset.scores.context import ScoringContext, row_blocks
 from coreset.scores.greedy import class_orders, greedy_length
 from coreset.scores.params import MAX_RATIO, Bool, Int
 from coreset.scores.registry import register
+from coreset.scores.scale import Cost, global_only, length
 
 _EPS = 1e-8  # floor for probabilities: softmax outputs underflow to 0, and log(0) would be -inf
 
@@ -57,6 +58,9 @@ def contextual_diversity_order(probs: np.ndarray, length: int, first: int) -> np
     "contextual_diversity", family="geometry",
     paper="Agarwal et al. 2020, Contextual diversity for active learning (ECCV); DeepCore",
     params={"max_ratio": MAX_RATIO},
+    cost=Cost("k = max_ratio N greedy steps over the N x C softmax outputs (two float64 copies), "
+              "O(k N C)", global_only(lambda n, c, d, p: (4.0 * length(n, p) * n * c,
+                                                          8.0 * n * c))),
 )
 def contextual_diversity(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, max_ratio: float = 1.0
