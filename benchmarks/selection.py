@@ -251,7 +251,23 @@ def _anon_mb() -> float:
     return float("nan")
 
 
-def child(data: Path, name: str, ratio: float, balance: str) -> None:
+def _first_classes(ctx: object, k: int) -> object:
+    """The samples of classes 0..k-1 only, in memory (C unchanged): per-class selectors too slow
+    for the whole shape are timed on k classes, and their time scales with the class count."""
+    import dataclasses
+
+    rows = np.flatnonzero(ctx.labels < k)
+    cut = {}
+    for f in dataclasses.fields(ctx):
+        value = getattr(ctx, f.name)
+        if f.name == "labels" or f.name == "features":
+            cut[f.name] = np.asarray(value[rows])
+        elif isinstance(value, np.ndarray) and value.ndim >= 2:
+            cut[f.name] = np.asarray(value[..., rows] if f.name != "probs" else value[:, rows])
+    return dataclasses.replace(ctx, **cut)
+
+
+def child(data: Path, name: str, ratio: float, balance: str, first_classes: int = 0) -> None:
     """Run one selector on the saved artifacts and print one JSON line."""
     registry, _ = load_selectors()
     from coreset.scores.inputs import context_from_files
@@ -260,6 +276,8 @@ def child(data: Path, name: str, ratio: float, balance: str) -> None:
     meta = json.loads((data / "meta.json").read_text())
     ctx = context_from_files(data / "embed.npz", data / "dynamics.npz", data / "labels.npy",
                              meta["num_classes"])
+    if first_classes:
+        ctx = _first_classes(ctx, first_classes)
     spec = registry[name]
     bal = spec.balance if balance == "default" else balance == "true"
     params = {"max_ratio": ratio} if "max_ratio" in spec.defaults else {}
@@ -283,9 +301,10 @@ def child(data: Path, name: str, ratio: float, balance: str) -> None:
     print(json.dumps(result))
 
 
-def run_one(data: Path, name: str, ratio: float, timeout: float, balance: str) -> dict:
+def run_one(data: Path, name: str, ratio: float, timeout: float, balance: str,
+            first_classes: int = 0) -> dict:
     cmd = [sys.executable, __file__, "--child", str(data), "--selectors", name,
-           "--ratios", str(ratio), "--balance", balance]
+           "--ratios", str(ratio), "--balance", balance, "--first-classes", str(first_classes)]
     path = [str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     try:
@@ -331,6 +350,8 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=600, help="seconds per selector run")
     p.add_argument("--data", type=Path, help="folder for the synthetic artifacts, kept and "
                    "reused when its meta.json matches the shape (default: a temporary folder)")
+    p.add_argument("--first-classes", type=int, default=0, help="score only the samples of "
+                   "classes 0..K-1 (C unchanged): per-class selectors too slow for the whole shape")
     p.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.shape:
@@ -338,7 +359,7 @@ def main() -> None:
         args.n, args.classes, args.epochs = shape["n"], shape["classes"], shape["epochs"]
     ratios = [float(r) for r in args.ratios.split(",")]
     if args.child is not None:
-        child(args.child, args.selectors, ratios[0], args.balance)
+        child(args.child, args.selectors, ratios[0], args.balance, args.first_classes)
         return
 
     registry, errors = load_selectors()
@@ -353,7 +374,9 @@ def main() -> None:
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
           f"numpy {np.__version__}, load average at start {os.getloadavg()[0]:.1f}\n")
     print(f"N = {args.n}, D = {args.dim}, S = {args.models}, E = {args.epochs}, balance = "
-          f"{args.balance}. score s: wall seconds of the score; cpu s: its CPU seconds over all "
+          f"{args.balance}" + (f", only classes 0..{args.first_classes - 1}"
+                               if args.first_classes else "")
+          + ". score s: wall seconds of the score; cpu s: its CPU seconds over all "
           "threads (less sensitive to other processes than wall time); weigher s: wall seconds "
           "of the weights of the selection at that ratio; peak MB: peak anonymous memory of the "
           "subprocess while scoring and weighing (sampled every 50 ms), which is what it holds; "
@@ -371,7 +394,8 @@ def main() -> None:
                 ratio_free = "max_ratio" not in spec.defaults
                 for ratio in ratios[:1] if ratio_free else ratios:
                     print(f"running {name} C={classes} ratio={ratio}", file=sys.stderr)
-                    r = run_one(data, name, ratio, args.timeout, args.balance)
+                    r = run_one(data, name, ratio, args.timeout, args.balance,
+                                args.first_classes)
                     label = "any" if ratio_free else f"{ratio:g}"
                     print(_row(name, spec.family, classes, label, r), flush=True)
         finally:
