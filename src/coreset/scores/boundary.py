@@ -6,12 +6,14 @@ the model's gradients; CAL measures how much a sample's prediction disagrees wit
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from coreset.scores.context import ModelAccess, ScoringContext
+from coreset.scores.greedy import blas_threads, default_workers
 from coreset.scores.params import BATCH_SIZE, Choice, Float, Int
 from coreset.scores.registry import register
 from coreset.scores.scale import KNN
@@ -268,8 +270,18 @@ def cal(
     """
     groups = [np.flatnonzero(ctx.labels == c) for c in np.unique(ctx.labels)] if balance \
         else [np.arange(ctx.n)]
-    score = np.zeros(ctx.n)
-    for idx in tqdm(groups, desc="cal", leave=False, disable=None):
+
+    def one(idx: np.ndarray) -> np.ndarray:
         knn = _knn(ctx.features[idx].astype(np.float64), neighbors)
-        score[idx] = neighbour_divergence(ctx.probs[0, idx], knn, divergence)
+        return neighbour_divergence(ctx.probs[0, idx], knn, divergence)
+
+    # classes run in threads on single-threaded BLAS, like the greedy selectors (greedy.py):
+    # 1,000 small kNN searches gain nothing from threaded BLAS, and ran on one core otherwise
+    workers = min(len(groups), default_workers())
+    score = np.zeros(ctx.n)
+    with blas_threads(1 if workers > 1 else None), ThreadPoolExecutor(workers) as pool:
+        done = tqdm(zip(groups, pool.map(one, groups), strict=True), total=len(groups), desc="cal",
+                    leave=False, disable=None)
+        for idx, part in done:
+            score[idx] = part
     return score
