@@ -128,3 +128,20 @@ def test_memory_mapped_npz_members_equal_the_loaded_ones(tmp_path_factory, array
 def test_a_compressed_npz_is_read_whole(tmp_path):
     np.savez_compressed(tmp_path / "c.npz", x=np.arange(10.0))
     assert load_npz(tmp_path / "c.npz", mmap=True)["x"].tolist() == list(np.arange(10.0))
+
+
+def test_a_member_shorter_than_its_header_says_is_a_damaged_file(tmp_path):
+    """A zip whose .npy member announces more data than it stores (a truncated write inside an
+    intact zip) is refused as damaged, not mapped past its end."""
+    import io
+    import zipfile
+
+    from coreset.io import DamagedFile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (100,)})
+    with zipfile.ZipFile(tmp_path / "short.npz", "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("probs.npy", header.getvalue() + np.arange(10.0).tobytes())
+    with pytest.raises(DamagedFile, match="800 bytes of data announced"):
+        load_npz(tmp_path / "short.npz", mmap=True)
