@@ -6,7 +6,8 @@
                        true_labels.npy, image_kind.npy ('' or the corruption/attack),
                        label_flipped.npy
     models/pretrain/   pretrain: seed<S>.pt, one per pretrain seed
-    data/dynamics.npz  pretrain: correct (S, E, N) bool, loss (S, E, N) float32
+    data/dynamics.npz  pretrain: correct (S, E, N) bool, loss (S, E, N) float32, and (S, E, N)
+                       float32 margin, prob, prob_margin, prob_change, eval_prob
     data/embed.npz     embed: features (N, D), probs (S, N, C), loss (S, N), grad_norm (S, N)
     data/scores/<r>.npz    score@r: score (N,)
     data/selected/<r>.npz  select@r: indices (k,), weights (k,)
