@@ -100,3 +100,18 @@ def test_every_default_of_the_method_appears_in_its_variant(method):
     p = parse(tree_with({"r": {"method": method, "window": "top", "balance": True,
                                "params": {}}}, ["random"]))
     assert p.recipes["r"].variant()["params"] == get(method).defaults
+
+
+def test_an_export_records_the_variant(tmp_path):
+    """selection.json of `coreset export` carries the variant the select stage wrote."""
+    from coreset.experiments.export import provenance
+    from coreset.experiments.revisions import RevisionFiles
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(DEFAULT))
+    (tmp_path / "data/raw").mkdir(parents=True)
+    np.save(tmp_path / "data/raw/train_labels.npy", np.arange(10))
+    files = RevisionFiles(tmp_path, WORKSPACE)
+    assert provenance(files, "d2", WORKSPACE, "", False, 2)["variant"] == "unrecorded"
+    variant = parse(DEFAULT).recipes["d2"].variant()
+    save_json(tmp_path / "data/variants/d2.json", variant)
+    assert provenance(files, "d2", WORKSPACE, "", False, 2)["variant"] == variant
