@@ -30,8 +30,7 @@ from coreset.experiments.revisions import WORKSPACE, RevisionFiles
 from coreset.training import manifest
 
 COLUMNS = ("table", "cell", "experiment", "code_rev", "exp_params_sha256", "recipe", "variant",
-           "seed",
-           "selection_seed", "pretrain_seeds", "corrupt_seed", "params_sha256",
+           "seed", "selection_seed", "pretrain_seeds", "corrupt_seed", "params_sha256",
            "selection_sha256", "n_train", "budget", "epochs", "steps", "batch_size",
            "dynamic", "steps_run", "samples_seen", "epochs_run", "device_type", "device",
            "wall_s", "host", "finished", "run_record", "run_key")
