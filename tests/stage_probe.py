@@ -10,6 +10,7 @@ module level are always recorded: they are a module's static dependencies. The s
 the closure of these edges from the stage module, not followed out of ``coreset.config``: what
 config.py imports only validates (allowlists, parameter declarations, the ratio check) and cannot
 change a stage's output, so it is not a dependency of every stage, while config.py itself is.
+A selector that the stage looks up in the registry counts as reached, with its module's imports.
 """
 
 from __future__ import annotations
@@ -37,8 +38,25 @@ def main() -> None:
     validating = [False]
     real_import = builtins.__import__
 
+    def recording_get(real_get):
+        def get(name):
+            spec = real_get(name)
+            if not validating[0]:
+                edges.setdefault("__main__", set()).add(spec.fn.__module__)
+            return spec
+        return get
+
     def recording_import(name, globals=None, locals=None, fromlist=(), level=0):
         result = real_import(name, globals, locals, fromlist, level)
+        # A stage reaches a selector's module through the registry, not through an import: a
+        # selector the stage looks up (outside validation) is code the stage runs, with what its
+        # module imports, at module level or inside the selector (aum_threshold trains there).
+        # Patched as soon as the registry is loaded, before any `from ... import get` binds it.
+        registry = sys.modules.get("coreset.scores.registry")
+        real_get = getattr(registry, "get", None)  # None while the module is being loaded
+        if real_get is not None and not hasattr(real_get, "probed"):
+            registry.get = recording_get(registry.get)
+            registry.get.probed = True
         importer = (globals or {}).get("__name__", "")
         at_module_level = sys._getframe(1).f_code.co_name == "<module>"
         if at_module_level or not validating[0]:

@@ -300,7 +300,7 @@ def test_recorded_dynamics_agree_with_loss_and_correctness():
     when its logit margin (and its probability margin) is positive."""
     _, res = _tiny_fit(0)
     d = res.dynamics
-    assert set(d) == {"margin", "prob", "prob_margin", "prob_change"}
+    assert set(d) == {"margin", "prob", "prob_margin", "prob_change", "eval_prob"}
     assert all(a.shape == res.loss.shape and a.dtype == np.float32 for a in d.values())
     np.testing.assert_allclose(d["prob"], np.exp(-res.loss), rtol=1e-4, atol=1e-6)
     assert np.array_equal(d["margin"] > 0, res.correct)
@@ -309,3 +309,28 @@ def test_recorded_dynamics_agree_with_loss_and_correctness():
     # TDDS's change: none at the first epoch, then a real change as the model learns
     assert (d["prob_change"][0] == 0).all() and (d["prob_change"][1:] >= 0).all()
     assert d["prob_change"][1:].mean() > 0
+
+
+def test_eval_prob_is_each_epochs_eval_mode_unaugmented_probability():
+    """eval_prob[e] equals a brute-force per-sample pass of a snapshot of the model taken after
+    epoch e: eval mode (BatchNorm's running statistics), un-augmented image, softmax of the
+    assigned label. The train-mode augmented ``prob`` of the same epoch is another number (the
+    view Dyn-Unc read before)."""
+    import copy
+
+    split = datasets.load("digits", "unused")
+    x, y = torch.from_numpy(split.train_images[:96]), torch.from_numpy(split.train_labels[:96])
+    torch.manual_seed(0)
+    model = create("small_cnn", 10, 1, 8)
+    norm = Normalizer([0.3], [0.4], torch.device("cpu"))
+    snapshots = []
+    res = fit(model, x, y, TP, norm, seed=0, augment="crop", record_dynamics=True,
+              on_epoch=lambda row: snapshots.append(copy.deepcopy(model).eval()))
+    got = res.dynamics["eval_prob"]
+    assert got.shape == (TP.epochs, 96) and got.dtype == np.float32
+    for e, snap in enumerate(snapshots):
+        with torch.no_grad():
+            ref = [torch.softmax(snap(norm(norm.unit(x[i : i + 1]))).double(), 1)[0, y[i]].item()
+                   for i in range(96)]
+        np.testing.assert_allclose(got[e], ref, rtol=1e-5, atol=1e-6)
+    assert np.abs(got - res.dynamics["prob"]).max() > 0.05

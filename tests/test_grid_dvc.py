@@ -6,6 +6,7 @@ executor), each in a clone sharing one DVC cache, equals it too; the manifest of
 names each training run with its protocol, samples seen and wall time."""
 
 import io
+import json
 import math
 import re
 from pathlib import Path
@@ -105,6 +106,12 @@ def test_the_manifest_names_every_training_run_with_its_protocol_and_wall_time(s
     assert set(rows.loc[rows["recipe"] == "full", "n_train"]) == {1437}
     assert rows["code_rev"].str.fullmatch(r"[0-9a-f]{40}").all()
     assert rows["exp_params_sha256"].nunique() == 2  # one identity per cell
+    # each cell's exact variant, as select wrote it (moderate's default center filled in)
+    variants = dict(zip(rows["recipe"], rows["variant"], strict=False))
+    assert variants["full"] == "full"
+    assert json.loads(variants["moderate"]) == {
+        "method": "moderate", "params": {"center": "median"}, "window": "moderate",
+        "window_params": {}, "balance": False}
 
 
 def test_submitit_local_jobs_fill_the_single_machine_table(remotes, single, tmp_path):

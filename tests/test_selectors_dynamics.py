@@ -21,9 +21,10 @@ def score(method: str, ctx, balance: bool = False, **params) -> np.ndarray:
     return registry.get(method).fn(ctx, rng=np.random.default_rng(1), balance=balance, **params)
 
 
-def dyn_ctx(labels, prob=None, margin=None, prob_margin=None, classes: int = 2):
+def dyn_ctx(labels, prob=None, margin=None, prob_margin=None, classes: int = 2, eval_prob=None):
     ctx = make_ctx(np.asarray(labels), classes)
     ctx.epoch_prob, ctx.epoch_margin, ctx.epoch_prob_margin = prob, margin, prob_margin
+    ctx.epoch_eval_prob = eval_prob
     return ctx
 
 
@@ -51,14 +52,35 @@ def test_aum_is_minus_the_mean_margin_over_epochs_and_models():
 def test_dyn_unc_by_hand_and_against_loops():
     prob = np.array([[[0.1], [0.5], [0.9]]])  # one model, three epochs, one sample
     # windows (0.1, 0.5) and (0.5, 0.9): sample std with ddof 1 = 0.4 / sqrt(2) each
-    assert score("dyn_unc", dyn_ctx([0], prob=prob), window=2)[0] == pytest.approx(0.4 / 2**0.5)
+    got = score("dyn_unc", dyn_ctx([0], eval_prob=prob), window=2)[0]
+    assert got == pytest.approx(0.4 / 2**0.5)
     prob = RNG.random((2, 7, 5))
     loops = [[np.mean([np.std(prob[m, k:k + 3, i], ddof=1) for k in range(5)])
               for i in range(5)] for m in range(2)]
-    assert score("dyn_unc", dyn_ctx([0] * 5, prob=prob), window=3) == pytest.approx(
+    assert score("dyn_unc", dyn_ctx([0] * 5, eval_prob=prob), window=3) == pytest.approx(
         np.mean(loops, axis=0))
     with pytest.raises(ValueError, match="window = 8 needs at least 8 pretraining epochs"):
-        score("dyn_unc", dyn_ctx([0] * 5, prob=prob), window=8)
+        score("dyn_unc", dyn_ctx([0] * 5, eval_prob=prob), window=8)
+
+
+def test_dyn_unc_reads_the_eval_view_by_default():
+    """A hand-made trajectory where the two views disagree: sample 0 is steady in eval mode
+    (0.8, 0.8, 0.8) but jumps on its augmented batches (0.2, 0.9, 0.3); sample 1 the reverse.
+    The default (the reference's eval view) keeps sample 1 first; view train, sample 0."""
+    eval_prob = np.array([[[0.8, 0.1], [0.8, 0.7], [0.8, 0.2]]])
+    train_prob = np.array([[[0.2, 0.5], [0.9, 0.5], [0.3, 0.5]]])
+    ctx = dyn_ctx([0, 1], prob=train_prob, eval_prob=eval_prob)
+    brute = [np.mean([np.std(eval_prob[0, k:k + 2, i], ddof=1) for k in range(2)])
+             for i in range(2)]
+    default = score("dyn_unc", ctx, window=2)
+    assert default.tolist() == pytest.approx(brute)  # [0, mean(0.6, 0.5) / sqrt 2]
+    assert default[1] > default[0]
+    train = score("dyn_unc", ctx, window=2, view="train")
+    assert train.tolist() == pytest.approx([(0.7 + 0.6) / 2 / 2**0.5, 0.0])
+    ctx.epoch_eval_prob = None  # a dynamics.npz written before eval_prob was recorded
+    with pytest.raises(ValueError, match=r"view = eval needs 'eval_prob' in data/dynamics\.npz"):
+        score("dyn_unc", ctx, window=2)
+    assert score("dyn_unc", ctx, window=2, view="train").tolist() == pytest.approx(train)
 
 
 def tdds_reference(p: np.ndarray, trajectory: int, window: int, decay: float) -> np.ndarray:

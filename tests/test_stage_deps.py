@@ -32,6 +32,7 @@ TINY = {
     "selectors": ["craig", "input_grad"],
     "seeds": [0],
     "pretrain": {"seeds": [0], "epochs": 1},
+    "recipes": {"aum_threshold": {"params": {"epochs": 2}}},
     "attacker": {"epochs": 1},
     "train": {"epochs": 1},
     "corrupt": {"label_noise": {"rate": 0.1}, "images": {"rate": 0.05},
@@ -43,6 +44,7 @@ RUNS = [
     ("corrupt", "corrupt", []),
     ("pretrain", "pretrain", []), ("embed", "embed", []),
     ("score", "score", ["craig"]), ("score", "score", ["input_grad"]),
+    ("score", "score", ["aum_threshold"]),  # trains (training.loop) inside the score stage
     ("select", "select", ["craig"]), ("select", "select", ["input_grad"]),
     ("train", "train", ["craig", "0"]), ("train", "train", ["input_grad", "0"]),
     ("train_full", "train", ["full", "0"]), ("evaluate", "evaluate", []),

@@ -6,10 +6,13 @@
                        true_labels.npy, image_kind.npy ('' or the corruption/attack),
                        label_flipped.npy
     models/pretrain/   pretrain: seed<S>.pt, one per pretrain seed
-    data/dynamics.npz  pretrain: correct (S, E, N) bool, loss (S, E, N) float32
+    data/dynamics.npz  pretrain: correct (S, E, N) bool, loss (S, E, N) float32, and (S, E, N)
+                       float32 margin, prob, prob_margin, prob_change, eval_prob
     data/embed.npz     embed: features (N, D), probs (S, N, C), loss (S, N), grad_norm (S, N)
     data/scores/<r>.npz    score@r: score (N,)
     data/selected/<r>.npz  select@r: indices (k,), weights (k,)
+    data/variants/<r>.json select@r: the exact variant (method, params, window, window_params,
+                           balance; defaults filled in)
     metrics/train/<r>-<seed>.json  train@r-seed: accuracy and the run's details
 """
 
@@ -33,6 +36,7 @@ DYNAMICS = Path("data/dynamics.npz")
 EMBED = Path("data/embed.npz")
 SCORES = Path("data/scores")
 SELECTED = Path("data/selected")
+VARIANTS = Path("data/variants")  # select@r: the recipe's variant (config.Recipe.variant)
 TRAIN_METRICS = Path("metrics/train")
 CURVES = Path("plots/curves")
 _STAGE_OF = ((Path("data/params.ok"), "check"), (RAW, "download"), (ATTACKER, "attacker"),
@@ -143,7 +147,7 @@ def restore_command(path: str | Path) -> str:
     parts, stem = path.parts, path.stem
     if path.is_relative_to(SCORES):
         stage = f"score@{stem}"
-    elif path.is_relative_to(SELECTED):
+    elif path.is_relative_to(SELECTED) or path.is_relative_to(VARIANTS):
         stage = f"select@{stem}"
     elif path.is_relative_to(TRAIN_METRICS) or path.is_relative_to(CURVES / "train"):
         recipe, _, seed = stem.rpartition("-")

@@ -200,6 +200,13 @@ class Recipe:
     # the sampler windows' parameters (strata, beta: coreset.scores.samplers), defaults filled in
     window_params: dict[str, Any] = field(default_factory=dict)
 
+    def variant(self) -> dict[str, Any]:
+        """Exactly what selects: method, every parameter (defaults filled in by the code that
+        runs), window, window parameters and balance; the recipe's name is not part of it.
+        Answers per cell which AUM (``space``), which end (``window``), which D2 score."""
+        return {"method": self.method, "params": dict(self.params), "window": self.window,
+                "window_params": dict(self.window_params), "balance": self.balance}
+
 
 def _recipes(key: str, section: Any) -> dict[str, Recipe]:
     if not isinstance(section, dict) or not section:

@@ -12,7 +12,8 @@ It writes ``<out>/`` (default ``exports/<rev>/<recipe>/``):
     kept_weights.npy   float32 (k,): each kept sample's weight (1.0 except for craig / gradmatch;
                        train with sum(w * loss) / sum(w))
     kept.csv           index,weight: the same two arrays as text
-    selection.json     provenance: the recipe and its params, the whole params.yaml, the code
+    selection.json     provenance: the recipe and its params, its exact variant (defaults filled
+                       in, data/variants/<recipe>.json), the whole params.yaml, the code
                        commit, the dataset fingerprint (DVC md5 of data/raw and data/train from
                        dvc.lock, sha256 of train_labels.npy), what the indices refer to, the
                        sha256 of every other file, and the DVC md5 (dvc.lock) of the scores and
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import re
 import subprocess
 import sys
@@ -46,6 +48,7 @@ import numpy as np
 import yaml
 
 from coreset import safe_yaml
+from coreset.experiments.manifest import variant
 from coreset.experiments.revisions import WORKSPACE, RevisionFiles
 from coreset.io import atomic_path, save_json, save_text
 
@@ -89,6 +92,11 @@ def stage_out_md5(lock: dict[str, Any], stage: str, path: str) -> str | None:
     return None
 
 
+def _variant(files: RevisionFiles, recipe: str) -> dict[str, Any] | str:
+    text = variant(files, recipe)
+    return text if text == "unrecorded" else json.loads(text)
+
+
 def provenance(files: RevisionFiles, recipe: str, rev: str, commit: str, dirty: bool,
                n_kept: int) -> dict[str, Any]:
     """selection.json: everything needed to trust and reproduce the exported indices."""
@@ -100,6 +108,9 @@ def provenance(files: RevisionFiles, recipe: str, rev: str, commit: str, dirty: 
         "what": "kept",
         "recipe": recipe,
         "selector": params.get("recipes", {}).get(recipe, {}),
+        # every parameter as the selecting code filled its defaults (data/variants), or
+        # "unrecorded" for a selection made before variants were written
+        "variant": _variant(files, recipe),
         "ratio": params.get("ratio"),
         "seed": params.get("seed"),
         "kept": n_kept,

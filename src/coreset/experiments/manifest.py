@@ -6,6 +6,11 @@ protocol, steps, samples seen, device type) read from the experiment's DVC outpu
 record of the run log (wall time, device name, host). A run that DVC restored from the run-cache
 (or that ran where this repository's run log is not) has no record here: its wall-time columns
 are empty and ``run_record`` says ``missing``.
+
+``variant`` is the exact selector variant of the cell's recipe, as its select stage wrote it
+(``data/variants/<recipe>.json``, config.Recipe.variant: method, every parameter with the
+defaults of the code that ran, window, window parameters, balance) in canonical JSON; ``full``
+for the full-data row, ``unrecorded`` for a selection made before variants were written.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ from typing import Any
 
 import pandas as pd
 
+from coreset import artifacts
 from coreset.experiments.report.experiments import Experiment
 from coreset.experiments.revisions import WORKSPACE, RevisionFiles
 from coreset.training import manifest
 
-COLUMNS = ("table", "cell", "experiment", "code_rev", "exp_params_sha256", "recipe", "seed",
-           "selection_seed", "pretrain_seeds", "corrupt_seed", "params_sha256",
+COLUMNS = ("table", "cell", "experiment", "code_rev", "exp_params_sha256", "recipe", "variant",
+           "seed", "selection_seed", "pretrain_seeds", "corrupt_seed", "params_sha256",
            "selection_sha256", "n_train", "budget", "epochs", "steps", "batch_size",
            "dynamic", "steps_run", "samples_seen", "epochs_run", "device_type", "device",
            "wall_s", "host", "finished", "run_record", "run_key")
@@ -44,9 +50,22 @@ def rows(table: str, cells: Iterable[tuple[str, Experiment]], root: Path,
     for cell, exp in cells:
         files = RevisionFiles(root, exp.rev)
         for recipe in exp.recipes:
+            chosen = variant(files, recipe)
             for seed in sorted(exp.params.get("seeds", ())):
-                out.append(_row(table, cell, exp, files, recipe, int(seed), run_log))
+                row = _row(table, cell, exp, files, recipe, int(seed), run_log)
+                out.append(row | {"variant": chosen})
     return out
+
+
+def variant(files: RevisionFiles, recipe: str) -> str:
+    """The recipe's variant as its select stage recorded it, canonical JSON (sorted keys)."""
+    if recipe == "full":
+        return "full"
+    try:
+        raw = files.read(f"{artifacts.VARIANTS.as_posix()}/{recipe}.json")
+    except (FileNotFoundError, OSError):
+        return "unrecorded"
+    return manifest.canonical(json.loads(raw)).decode()
 
 
 def _row(table: str, cell: str, exp: Experiment, files: RevisionFiles, recipe: str, seed: int,

@@ -71,6 +71,9 @@ class ScoringContext:
     # (S, E, N) float32, TDDS's change of the softmax over all classes from the epoch before (0 at
     # epoch 0), computed by the loop per batch (training.loop.prob_change)
     epoch_prob_change: np.ndarray | None = None
+    # (S, E, N) float32, the assigned label's probability on the un-augmented image in eval mode
+    # after each epoch (training.loop.assigned_prob: Dyn-Unc's reference view)
+    epoch_eval_prob: np.ndarray | None = None
 
     @property
     def n(self) -> int:

@@ -1,7 +1,9 @@
 """pretrain: train the feature extractor(s) on the full (perturbed) training split, one per
 pretrain seed, recording per-epoch per-sample training dynamics: correctness, loss, and the
 margin, assigned-label probability and probability margin (training.dynamics.record) that AUM, CCS,
-Dyn-Unc and TDDS read; each (S, E, N) in data/dynamics.npz.
+Dyn-Unc and TDDS read, TDDS's change over all classes, and the eval-mode un-augmented
+assigned-label probability after each epoch (eval_prob, Dyn-Unc's reference view: one inference
+pass over the training set per epoch); each (S, E, N) in data/dynamics.npz.
 
 Usage: python -m coreset.stages.pretrain   (reads pretrain.* in params.yaml)
 """

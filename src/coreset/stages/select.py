@@ -1,4 +1,5 @@
-"""select@<recipe>: score + ratio + window + balance -> kept indices (and weights).
+"""select@<recipe>: score + ratio + window + balance -> kept indices (and weights), and the
+recipe's exact variant (data/variants/<recipe>.json: every parameter with defaults filled in).
 
 Usage: python -m coreset.stages.select <recipe>   (a name under `recipes:` in params.yaml)
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from coreset import artifacts
 from coreset.config import Params, check_ratio
-from coreset.io import load_npy, load_npz, save_npz
+from coreset.io import load_npy, load_npz, save_json, save_npz
 from coreset.scores.inputs import build_context, selection_rng
 from coreset.scores.registry import get
 from coreset.scores.samplers import mean_probability
@@ -20,7 +21,8 @@ from coreset.stages._cli import StageError, recipe_arg, run
 
 
 def outputs(p: Params, argv: list[str]) -> list[Path]:
-    return [artifacts.SELECTED / f"{recipe_arg(p, argv, 'select').name}.npz"]
+    name = recipe_arg(p, argv, "select").name
+    return [artifacts.SELECTED / f"{name}.npz", artifacts.VARIANTS / f"{name}.json"]
 
 
 def main(p: Params, argv: list[str]) -> None:
@@ -41,6 +43,9 @@ def main(p: Params, argv: list[str]) -> None:
     ctx = build_context(p, with_model=False) if spec.weigher is not None else None
     idx, weights = spec.weigh(ctx, idx, recipe.params)
     save_npz(artifacts.SELECTED / f"{recipe.name}.npz", indices=idx, weights=weights)
+    # which variant made this selection, as the code that ran fills the defaults (a later
+    # default cannot relabel an old cell): the table's manifest reads it per cell
+    save_json(artifacts.VARIANTS / f"{recipe.name}.json", recipe.variant())
     print(f"select@{recipe.name}: kept {len(idx)} of {len(labels)} ({recipe.window}, "
           f"{'balanced' if recipe.balance else 'global'})")
 

@@ -9,6 +9,11 @@ numpy (the select stage never imports torch). O(B C) per batch.
 ``prob_change`` (TDDS's d_t = sum_c |p_t,c (log p_t,c - log p_t-1,c)| over all C classes) needs
 the previous epoch's softmax of the same sample; the loop computes it on the device from the
 logits it already keeps per sample (no extra N x C array), 0 at a sample's first epoch.
+
+``eval_prob`` is the assigned label's probability on the UN-augmented image in EVAL mode, taken
+after each epoch's last step by one float32 inference pass over the training set
+(``training.loop.assigned_prob``, as ``predict`` computes every selector's outputs): the view
+Dyn-Unc's reference (He et al. 2023) reads each epoch. One more (E, N) float32 array.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ FIELDS = {"epoch_margin": "margin", "epoch_prob": "prob", "epoch_prob_margin": "
 # ... and the field the loop computes itself, from this epoch's and the previous epoch's logits of
 # each sample (training.loop._Dynamics.record): TDDS's per-epoch change over all C classes
 CHANGE = ("epoch_prob_change", "prob_change")
-ALL_FIELDS = {**FIELDS, CHANGE[0]: CHANGE[1]}
+# ... and the eval-mode, un-augmented assigned-label probability after each epoch (Dyn-Unc's view)
+EVAL = ("epoch_eval_prob", "eval_prob")
+ALL_FIELDS = {**FIELDS, CHANGE[0]: CHANGE[1], EVAL[0]: EVAL[1]}
 # TDDS's reference adds this inside its logarithms (log(p + 1e-8)); kept for an exact match
 CHANGE_EPS = 1e-8
 

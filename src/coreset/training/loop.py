@@ -26,7 +26,7 @@ from coreset.config import TrainParams
 from coreset.data.stream import DeviceImages, Images
 from coreset.training.device import Normalizer
 from coreset.training.dynamic import Budget, InfoBatch, Planner, budget, make_planner, progress
-from coreset.training.dynamics import CHANGE, CHANGE_EPS, FIELDS, record
+from coreset.training.dynamics import CHANGE, CHANGE_EPS, EVAL, FIELDS, record
 from coreset.training.progress import EpochProgress
 
 
@@ -116,8 +116,9 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     correct: np.ndarray | None = None  # (E, N) bool, per-epoch training correctness
     loss: np.ndarray | None = None  # (E, N) float32, per-epoch training loss
-    # (E, N) float32 arrays keyed margin, prob, prob_margin (training.dynamics.record) and
-    # prob_change (TDDS's change over all classes, _Dynamics.record)
+    # (E, N) float32 arrays keyed margin, prob, prob_margin (training.dynamics.record),
+    # prob_change (TDDS's change over all classes, _Dynamics.record) and eval_prob (the eval-mode,
+    # un-augmented assigned-label probability after each epoch, assigned_prob)
     dynamics: dict[str, np.ndarray] = field(default_factory=dict)
     steps: int = 0  # SGD steps taken (the run's manifest: coreset.training.manifest)
     samples_seen: int = 0  # training samples passed through the model, over all epochs
@@ -170,6 +171,21 @@ def predict_batches(model: nn.Module, images: torch.Tensor | Images, norm: Norma
             h = model.features(norm(norm.unit(raw)))
             yield start, model.classifier(h), h
             start += len(raw)
+
+
+@torch.no_grad()
+def assigned_prob(model: nn.Module, images: torch.Tensor | Images, labels: torch.Tensor,
+                  norm: Normalizer, batch_size: int = 1024) -> np.ndarray:
+    """(N,) float32: the softmax probability of the assigned label ``labels`` (on the device) of
+    every un-augmented image, eval mode, float32 logits as ``predict`` computes them; the softmax
+    in float64 as ``training.dynamics.record``. One inference pass, O(N C) memory at most one
+    batch of logits. Dyn-Unc's reference reads this view after each epoch (He et al. 2023)."""
+    out = torch.empty(len(labels), dtype=torch.float32, device=labels.device)
+    for start, logits, _ in predict_batches(model, images, norm, batch_size):
+        y = labels[start : start + len(logits)]
+        p = F.softmax(logits.double(), 1).gather(1, y[:, None])[:, 0]
+        out[start : start + len(logits)] = p.float()
+    return out.cpu().numpy()
 
 
 def _as_source(images: torch.Tensor | Images) -> Images:
@@ -299,7 +315,9 @@ def fit(
     absent; w_dyn the planner's weight, InfoBatch's rescaling, not renormalised away).
     ``record_dynamics`` stores each sample's correctness, loss and logit margins on its augmented
     mini-batch every epoch (what Forgetting and AUM need, as Toneva et al. and Pleiss et al.
-    record them).
+    record them), and after each epoch the assigned label's probability on the un-augmented
+    image in eval mode (``eval_prob``, :func:`assigned_prob`: Dyn-Unc's reference view; one
+    inference pass over the N samples per epoch, which no RNG draw or weight depends on).
     """
     images = _as_source(images)
     device = images.device
@@ -310,9 +328,10 @@ def fit(
     b = _budget(p, planner)
     clock = Clock(b, p.epochs)
     opt, sched = make_optimizer(model, p, clock)
-    dyn = None
+    dyn, eval_prob = None, None
     if record_dynamics:
         dyn = _Dynamics.empty(b.epochs, labels, model.classifier.out_features)
+        eval_prob = np.zeros((b.epochs, n), np.float32)
     step = _train_step(model, opt, norm, device, compile_model=p.compile)
     losses = torch.zeros(n, dtype=torch.float32, device=device) \
         if isinstance(planner, InfoBatch) else None
@@ -362,6 +381,7 @@ def fit(
             row["test_acc"] = float((logits.argmax(1) == test[1]).float().mean())
         if dyn is not None:
             dyn.end_epoch(epoch)
+            eval_prob[epoch] = assigned_prob(model, images, labels, norm)
         result.history.append(row)
         bar.update(row)
         if on_epoch is not None:
@@ -370,6 +390,7 @@ def fit(
     bar.close()
     if dyn is not None:
         dyn.into(result, epoch)
+        result.dynamics[EVAL[1]] = eval_prob[:epoch]
     return result
 
 
