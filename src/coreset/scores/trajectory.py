@@ -2,10 +2,15 @@
 
 They read the per-epoch dynamics that pretraining records (``scores.dynamics``), shapes
 (S, E, N): S pretrained models, E epochs, N samples, and average the per-model score over the
-models. Each is O(S E N) time and memory; none needs the model itself.
+models. Each is O(S E N) time; none needs the model itself. Every score is per sample, so it is
+computed over blocks of samples (``per_sample``): the float64 temporaries (sliding windows of
+S x K x J values per sample) stay O(S E J x block), not O(S E J N), which at ImageNet shape
+(S 3, E 30, N 1.28 M) is the difference between 40 MB and 8 GB.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -14,12 +19,28 @@ from coreset.scores.dynamics import require
 from coreset.scores.params import Choice, Float, Int
 from coreset.scores.registry import register
 
+# samples per block of per_sample: S E J x 8 bytes each, ~40 MB at S 3, E 30, J 10
+SAMPLE_BLOCK = 8192
+
+
+def per_sample(fn: Callable[..., np.ndarray], *arrays: np.ndarray,
+               block: int | None = None) -> np.ndarray:
+    """(N,) float64: ``fn`` applied to blocks of the last axis (samples) of every array, each
+    block cast to float64 there (never the whole (S, E, N) array). ``fn`` must treat samples
+    independently; then any block size gives the same bits (tests/test_selectors_dynamics.py)."""
+    n, block = arrays[0].shape[-1], block or SAMPLE_BLOCK
+    out = np.empty(n, dtype=np.float64)
+    for start in range(0, n, block):
+        cols = slice(start, start + block)
+        out[cols] = fn(*(np.asarray(a[..., cols], dtype=np.float64) for a in arrays))
+    return out
+
 
 def area_under_margin(ctx: ScoringContext, method: str, space: str = "logit") -> np.ndarray:
     """(N,) mean over epochs and models of the margin: logits (Pleiss et al.) or probabilities
     (CCS's ``accumulated_margin``, divided by E: the same ranking)."""
     name = "epoch_margin" if space == "logit" else "epoch_prob_margin"
-    return require(ctx, name, method).astype(np.float64).mean(axis=(0, 1))
+    return per_sample(lambda m: m.mean(axis=(0, 1)), require(ctx, name, method))
 
 
 @register("aum", family="training dynamics",
@@ -76,11 +97,11 @@ def dyn_unc(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool,
             raise ValueError(
                 "dyn_unc: view = eval needs 'eval_prob' in data/dynamics.npz, which this "
                 "pretraining did not record (rerun pretrain with this code, or set view: train)")
-        prob = ctx.epoch_eval_prob.astype(np.float64)
+        prob = ctx.epoch_eval_prob
     else:
-        prob = require(ctx, "epoch_prob", "dyn_unc").astype(np.float64)
+        prob = require(ctx, "epoch_prob", "dyn_unc")
     _check_epochs("dyn_unc", "window", window, prob.shape[1])
-    return _sliding(prob, window).std(axis=2, ddof=1).mean(axis=(0, 1))
+    return per_sample(lambda p: _sliding(p, window).std(axis=2, ddof=1).mean(axis=(0, 1)), prob)
 
 
 @register("dual", family="training dynamics",
@@ -99,10 +120,14 @@ def dual(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, trajec
     """
     if window > trajectory:
         raise ValueError(f"dual: window = {window} must be <= trajectory = {trajectory}")
-    prob = require(ctx, "epoch_prob", "dual").astype(np.float64)
+    prob = require(ctx, "epoch_prob", "dual")
     _check_epochs("dual", "trajectory", trajectory, prob.shape[1])
-    runs = _sliding(prob[:, :trajectory], window)  # (S, K, J, N)
-    return (runs.std(axis=2, ddof=1) * (1.0 - runs.mean(axis=2))).mean(axis=(0, 1))
+
+    def score(p: np.ndarray) -> np.ndarray:
+        runs = _sliding(p[:, :trajectory], window)  # (S, K, J, block)
+        return (runs.std(axis=2, ddof=1) * (1.0 - runs.mean(axis=2))).mean(axis=(0, 1))
+
+    return per_sample(score, prob)
 
 
 def binary_kl_terms(before: np.ndarray, after: np.ndarray, eps: float = 1e-8) -> np.ndarray:
@@ -143,17 +168,24 @@ def tdds(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, trajec
     """
     if window > trajectory:
         raise ValueError(f"tdds: window = {window} must be <= trajectory = {trajectory}")
-    if classes == "all":
-        recorded = require(ctx, "epoch_prob_change", "tdds").astype(np.float64)
-        _check_epochs("tdds", "trajectory", trajectory, recorded.shape[1])
-        change = recorded[:, 1:trajectory]  # [e] is the change from epoch e - 1 to e
-    else:
-        prob = require(ctx, "epoch_prob", "tdds").astype(np.float64)
-        _check_epochs("tdds", "trajectory", trajectory, prob.shape[1])
-        prob = prob[:, :trajectory]
-        change = binary_kl_terms(prob[:, :-1], prob[:, 1:])  # (S, T - 1, N)
-    runs = _sliding(change, window - 1)  # (S, T - W + 1, W - 1, N)
-    spread = np.linalg.norm(runs - runs.mean(axis=2, keepdims=True), axis=2)  # (S, K, N)
-    k = np.arange(spread.shape[1])
-    weight = decay * (1.0 - decay) ** (trajectory - window - k)
-    return np.einsum("skn,k->n", spread, weight) / spread.shape[0]
+    key = "epoch_prob_change" if classes == "all" else "epoch_prob"
+    recorded = require(ctx, key, "tdds")
+    _check_epochs("tdds", "trajectory", trajectory, recorded.shape[1])
+    weight = decay * (1.0 - decay) ** (trajectory - window - np.arange(trajectory - window + 1))
+
+    def score(values: np.ndarray) -> np.ndarray:
+        if classes == "all":
+            change = values[:, 1:trajectory]  # [e] is the change from epoch e - 1 to e
+        else:
+            prob = values[:, :trajectory]
+            change = binary_kl_terms(prob[:, :-1], prob[:, 1:])  # (S, T - 1, block)
+        runs = _sliding(change, window - 1)  # (S, T - W + 1, W - 1, block)
+        spread = np.linalg.norm(runs - runs.mean(axis=2, keepdims=True), axis=2)  # (S, K, block)
+        # weighted sum over windows, then mean over models, accumulated in a fixed order (an
+        # einsum's summation order depends on the block's shape: its bits would too)
+        total = np.zeros(spread.shape[2])
+        for s_k in np.ndindex(spread.shape[:2]):
+            total += spread[s_k] * weight[s_k[1]]
+        return total / spread.shape[0]
+
+    return per_sample(score, recorded)
