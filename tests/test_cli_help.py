@@ -34,11 +34,17 @@ def run_here(module: str, *args: str) -> tuple[int, str]:
     """``python -m module args`` in this process (runpy is what ``-m`` runs; no second torch
     import): its exit status and standard output."""
     out = io.StringIO()
-    with mock.patch.object(sys, "argv", [module, *args]), contextlib.redirect_stdout(out):
-        try:
+    # as in a fresh process, the module is not imported yet (runpy warns otherwise); the test
+    # process's own copy is put back afterwards
+    mine = sys.modules.pop(module, None)
+    try:
+        with mock.patch.object(sys, "argv", [module, *args]), contextlib.redirect_stdout(out):
             runpy.run_module(module, run_name="__main__", alter_sys=True)
-        except SystemExit as end:
-            return (end.code or 0) if isinstance(end.code, int) else 1, out.getvalue()
+    except SystemExit as end:
+        return (end.code or 0) if isinstance(end.code, int) else 1, out.getvalue()
+    finally:
+        if mine is not None:
+            sys.modules[module] = mine
     return 0, out.getvalue()
 
 
