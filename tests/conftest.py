@@ -7,16 +7,27 @@ from pathlib import Path
 
 import pytest
 
+import tiny_repo
 
-@pytest.fixture(scope="session")
-def shared_dvc_cache(tmp_path_factory) -> Path:
-    """One DVC cache (with its run-cache) for the end-to-end tests that only read what a tiny
-    pipeline produces: the first of them computes a stage, the others restore it. Under
-    pytest-xdist every worker gets the same folder (DVC's cache takes concurrent writers:
-    tests/test_cluster_dvc.py), so a stage one worker computed is restored by the other."""
+# pytest-xdist runs one worker per core, and torch's default is one thread per core in each
+# worker: 2 workers x 2 threads on 2 cores spin against each other (test_models_zoo.py took 58
+# CPU-s this way and 12 with one thread). Set before any test imports torch; subprocesses inherit
+# it (the stages already run one torch thread: cpu_threads in params.yaml). An explicit
+# OMP_NUM_THREADS in the environment wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _session_folder(tmp_path_factory) -> Path:
+    """The session's temporary folder, the same for every pytest-xdist worker."""
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent  # the session's folder above the workers' own
-    cache = base / "dvc_cache"
-    cache.mkdir(exist_ok=True)
-    return cache
+    return base
+
+
+@pytest.fixture(scope="session")
+def tiny_built(tmp_path_factory) -> tuple[Path, str]:
+    """(the tiny baseline repository with `dvc repro` run, that repro's output): computed once
+    per session across the xdist workers; never change it, take a copy
+    (:func:`tiny_repo.copy_built`)."""
+    return tiny_repo.built(_session_folder(tmp_path_factory))

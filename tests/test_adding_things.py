@@ -25,7 +25,7 @@ def test_every_dataset_name_has_a_loader(name, tmp_path):
     with pytest.raises(Exception) as err:
         datasets.load(name, tmp_path)
     assert "is unknown" not in str(err.value), (
-        f"datasets.NAMES lists {name!r} but datasets.load has no branch for it")
+        f"datasets.NAMES lists {name!r} but datasets.load does not know it")
     assert str(tmp_path) in str(err.value) or "data.root" in str(err.value), str(err.value)
 
 

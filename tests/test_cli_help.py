@@ -3,12 +3,16 @@ temporaries at its start (and nobody else's); the outputs a stage declares are i
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import os
+import runpy
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -26,15 +30,42 @@ def run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True)
 
 
+def run_here(module: str, *args: str) -> tuple[int, str]:
+    """``python -m module args`` in this process (runpy is what ``-m`` runs; no second torch
+    import): its exit status and standard output."""
+    out = io.StringIO()
+    # as in a fresh process, the module is not imported yet (runpy warns otherwise); the test
+    # process's own copy is put back afterwards
+    mine = sys.modules.pop(module, None)
+    try:
+        with mock.patch.object(sys, "argv", [module, *args]), contextlib.redirect_stdout(out):
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as end:
+        return (end.code or 0) if isinstance(end.code, int) else 1, out.getvalue()
+    finally:
+        if mine is not None:
+            sys.modules[module] = mine
+    return 0, out.getvalue()
+
+
 @pytest.mark.parametrize("stage", STAGES)
-def test_stage_help_prints_usage_and_does_nothing(stage, tmp_path):
+def test_stage_help_prints_usage_and_does_nothing(stage, tmp_path, monkeypatch):
     # a valid params.yaml is present: --help must not run the stage anyway (pretrain used to)
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
     for flag in ("--help", "-h"):
-        proc = run(tmp_path, f"coreset.stages.{stage}", flag)
-        assert proc.returncode == 0, proc.stderr
-        assert f"Usage: python -m coreset.stages.{stage}" in proc.stdout
+        code, stdout = run_here(f"coreset.stages.{stage}", flag)
+        assert code == 0
+        assert f"Usage: python -m coreset.stages.{stage}" in stdout
     assert [p.name for p in tmp_path.iterdir()] == ["params.yaml"]
+
+
+def test_running_a_stage_here_is_what_python_dash_m_runs(tmp_path, monkeypatch):
+    """The in-process runner above, against a real ``python -m``: the same status and output."""
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    proc = run(tmp_path, "coreset.stages.check", "--help")
+    monkeypatch.chdir(tmp_path)
+    assert run_here("coreset.stages.check", "--help") == (proc.returncode, proc.stdout)
 
 
 @pytest.mark.parametrize(("command", "usage"), [

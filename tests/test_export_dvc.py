@@ -19,16 +19,18 @@ import tiny_repo
 from tiny_repo import sh
 
 pytestmark = pytest.mark.integration
-TINY = {"selectors": ["random", "moderate"], "seeds": [0, 1], "pretrain": {"seeds": [0],
-        "epochs": 2}, "train": {"epochs": 2}}
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, shared_dvc_cache) -> Path:
-    repo = tiny_repo.make(tmp_path_factory.mktemp("repo"), TINY, commit=False,
-                          cache=shared_dvc_cache)
-    sh(repo, "git", "init", "-q")
-    sh(repo, "dvc", "repro")
+def repo(tmp_path_factory, tiny_built) -> Path:
+    """The tiny baseline with a second training seed (so that the summary has a std), committed
+    with its dvc.lock."""
+    repo = tiny_repo.copy_built(tiny_built[0], tmp_path_factory.mktemp("repo") / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["seeds"] = [0, 1]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = sh(repo, "dvc", "repro")
+    assert "Running stage 'train@moderate-1'" in out and "Running stage 'pretrain'" not in out
     tiny_repo.git(repo, "add", "-A")
     tiny_repo.git(repo, "commit", "-qm", "tiny")
     return repo

@@ -20,8 +20,6 @@ from tiny_repo import git, sh
 
 pytestmark = pytest.mark.integration
 
-TINY = {"selectors": ["random", "moderate"], "seeds": [0],
-        "pretrain": {"seeds": [0], "epochs": 2}, "train": {"epochs": 2}}
 TABLE = ["selectors_x_ratios", "--ratios", "0.1,0.3"]
 OUTPUTS = ("selectors_x_ratios.md", "selectors_x_ratios.csv", "selectors_x_ratios.tex")
 MANIFEST = "selectors_x_ratios_manifest.csv"
@@ -32,13 +30,11 @@ def table(cwd: Path, *args: str, env: dict | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def remotes(tmp_path_factory):
+def remotes(tmp_path_factory, tiny_built):
     """A committed, computed and pushed tiny baseline: (origin work tree, bare git remote)."""
     tmp = tmp_path_factory.mktemp("grid")
-    origin = tiny_repo.make(tmp / "origin", TINY, commit=False)
-    git(origin, "init", "-q")
+    origin = tiny_repo.copy_built(tiny_built[0], tmp / "origin")
     sh(origin, "dvc", "remote", "add", "-d", "store", str(tmp / "dvc-store"))
-    sh(origin, "dvc", "repro")
     git(origin, "add", "-A")
     git(origin, "commit", "-qm", "baseline")
     sh(origin, "dvc", "push", "--run-cache")
@@ -102,7 +98,8 @@ def test_the_manifest_names_every_training_run_with_its_protocol_and_wall_time(s
     assert (rows["samples_seen"] == rows["epochs_run"] * rows["n_train"]).all()
     steps = [r.epochs_run * math.ceil(r.n_train / r.batch_size) for r in rows.itertuples()]
     assert rows["steps_run"].tolist() == steps
-    assert (rows["budget"] == "epochs").all() and (rows["epochs"] == 2).all()
+    epochs = tiny_repo.BASELINE["train"]["epochs"]
+    assert (rows["budget"] == "epochs").all() and (rows["epochs"] == epochs).all()
     assert set(rows.loc[rows["recipe"] == "full", "n_train"]) == {1437}
     assert rows["code_rev"].str.fullmatch(r"[0-9a-f]{40}").all()
     assert rows["exp_params_sha256"].nunique() == 2  # one identity per cell

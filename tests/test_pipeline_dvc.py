@@ -15,13 +15,6 @@ from tiny_repo import sh
 
 pytestmark = pytest.mark.integration
 
-TINY = {
-    "selectors": ["random", "moderate"],
-    "seeds": [0],
-    "pretrain": {"seeds": [0], "epochs": 2},
-    "train": {"epochs": 2},
-}
-
 
 def ran(output: str) -> set[str]:
     """The stages that ran, besides `check` (always_changed: it validates params.yaml on every
@@ -43,15 +36,16 @@ def digest(repo: Path, *globs: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    return tiny_repo.make(tmp_path_factory.mktemp("repo"), TINY)
+def repo(tiny_built, tmp_path_factory) -> Path:
+    """A copy of the computed tiny baseline (tiny_repo.BASELINE), its own DVC cache included."""
+    return tiny_repo.copy_built(tiny_built[0], tmp_path_factory.mktemp("repo") / "repo")
 
 
 UPSTREAM = {"download", "attacker", "corrupt", "pretrain", "embed"}
 
 
-def test_pipeline_end_to_end_and_incremental_reruns(repo):
-    first = sh(repo, "dvc", "repro")
+def test_pipeline_end_to_end_and_incremental_reruns(repo, tiny_built):
+    first = tiny_built[1]  # the baseline's `dvc repro`, in a fresh repository with no cache
     expected = UPSTREAM | {"score@random", "select@moderate", "train@random-0", "evaluate"}
     assert expected <= ran(first)
     summary = yaml.safe_load((repo / "metrics" / "summary.json").read_text())

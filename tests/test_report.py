@@ -347,19 +347,11 @@ def run(repo: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def tiny_repo(tmp_path_factory, shared_dvc_cache) -> Path:
+def tiny_repo(tmp_path_factory, tiny_built) -> Path:
     """A committed tiny baseline (the --tiny settings, two selectors, ratio 0.2) + the recipe
     selectors_x_ratios at ratios 0.2, 0.3, 0.4: two experiments queued and run in parallel."""
-    overrides: dict = {"selectors": TINY_SELECTORS}
-    for key, value in tables_cmd.TINY.items():  # dotted keys -> a nested tree
-        *parents, leaf = key.split(".")
-        node = overrides
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    repo = repo_copy.make(tmp_path_factory.mktemp("report_repo"), overrides,
-                          cache=shared_dvc_cache)
-    run(repo, "dvc", "repro", "-q")
+    assert repo_copy.BASELINE["selectors"] == TINY_SELECTORS
+    repo = repo_copy.copy_built(tiny_built[0], tmp_path_factory.mktemp("report_repo") / "repo")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "baseline")
     run(repo, "coreset.experiments.tables", "selectors_x_ratios", "--tiny", "--jobs", "2",

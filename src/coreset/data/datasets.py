@@ -22,8 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from coreset.registry import Registry
 
 
 class DatasetUnavailable(RuntimeError):
@@ -202,26 +205,47 @@ def _npy_split(root: Path) -> tuple:
             [str(c) for c in range(num_classes)])
 
 
+# Every loader: (name, root, *, test_fraction, split_seed, image_size, out, workers) ->
+# ((train images, labels), (test images, labels), class names); each takes the options it uses.
+# Adding a dataset is one registration here: NAMES, the params.yaml allowlist, is derived.
+DATASETS: Registry[Callable[..., tuple]] = Registry("dataset")
+
+
+@DATASETS.register("digits")
+def _digits(name: str, root: Path, *, test_fraction: float, split_seed: int, **_: Any) -> tuple:
+    s = load_digits_split(test_fraction, split_seed)
+    return (s.train_images, s.train_labels), (s.test_images, s.test_labels), s.classes
+
+
+def _torchvision(name: str, root: Path, **_: Any) -> tuple:
+    return _torchvision_split(name, root)
+
+
+def _image_tree(name: str, root: Path, *, image_size: int, out: Path | None, workers: int,
+                **_: Any) -> tuple:
+    return _image_tree_split(name, root, image_size, out, workers)
+
+
+for _name in _TORCHVISION:
+    DATASETS.register(_name)(_torchvision)
+for _name in ("imagefolder", "tinyimagenet"):
+    DATASETS.register(_name)(_image_tree)
+DATASETS.register("npy")(lambda name, root, **_: _npy_split(root))
+NAMES = DATASETS.names()
+
+
 def load(dataset: str, root: str | Path, *, test_fraction: float = 0.2, split_seed: int = 0,
          image_size: int = 64, out: Path | None = None, workers: int = 1) -> Split:
     """Materialise ``dataset`` as a :class:`Split`. Image trees are decoded by ``workers``
     processes, into ``out/{train,test}_images.npy`` when ``out`` is given."""
-    root = Path(root)
-    if dataset == "digits":
-        return load_digits_split(test_fraction, split_seed)
-    if dataset in _TORCHVISION:
-        (xtr, ytr), (xte, yte), classes = _torchvision_split(dataset, root)
-    elif dataset in ("imagefolder", "tinyimagenet"):
-        (xtr, ytr), (xte, yte), classes = _image_tree_split(dataset, root, image_size, out,
-                                                            workers)
-    elif dataset == "npy":
-        (xtr, ytr), (xte, yte), classes = _npy_split(root)
-    else:
+    if dataset not in DATASETS:
         raise ValueError(f"dataset {dataset!r} is unknown; known: {', '.join(NAMES)}")
+    (xtr, ytr), (xte, yte), classes = DATASETS.get(dataset)(
+        dataset, Path(root), test_fraction=test_fraction, split_seed=split_seed,
+        image_size=image_size, out=out, workers=workers)
     return Split(xtr, ytr, xte, yte, classes)
 
 
-NAMES = ("digits", *_TORCHVISION, "imagefolder", "tinyimagenet", "npy")
 _ROWS = 8192  # rows per chunk when copying or summarising large arrays
 
 
