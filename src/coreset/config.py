@@ -467,6 +467,13 @@ def check_runtime(p: Params, data_counts: tuple[np.ndarray, str] | None = None) 
         check_sizes(p, int(np.sum(data_counts[0])), data_counts[1], len(data_counts[0]))
 
 
+# What a stage's process holds besides what data.host_memory_gb budgets (the images it keeps
+# resident, pretrain's dynamics): the interpreter with torch and numpy imported (~0.9 GiB of
+# RSS), the model, one batch's activations and the allocator's slack. Every stage's peak RSS
+# stays within host_memory_gb + this (benchmarks/scale.py measures it,
+# tests/test_scale_pipeline.py checks corrupt, pretrain and embed).
+HOST_OVERHEAD_GIB = 1.25
+
 # bytes per epoch and sample of pretraining's dynamics: correct (bool) + loss, margin,
 # assigned-label probability, probability margin and TDDS's probability change (float32)
 DYNAMICS_BYTES = 1 + 5 * 4
