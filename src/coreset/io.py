@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import shutil
+import struct
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -169,15 +171,68 @@ class Entries(dict):
 _UNREADABLE = (ValueError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError)
 
 
-def load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """The arrays of an .npz, never unpickled; a damaged file raises DamagedFile."""
+def load_npz(path: str | Path, mmap: bool = False) -> dict[str, np.ndarray]:
+    """The arrays of an .npz, never unpickled; a damaged file raises DamagedFile.
+
+    ``mmap``: memory-map the members that ``np.savez`` stored uncompressed (read-only
+    ``np.memmap``), so that an array larger than RAM (ImageNet-shaped softmax outputs: S N C
+    float32 = 15 GB) is paged in as a selector reads it; compressed members are read whole. The
+    file format does not change. A mapped member's CRC is not checked (that would read it all);
+    its zip and .npy headers and its size are.
+    """
     try:
+        if mmap:
+            return Entries(path, _mapped_npz(Path(path)))
         with np.load(path, allow_pickle=False) as z:
             return Entries(path, {k: z[k] for k in z.files})
     except FileNotFoundError:
         raise
     except _UNREADABLE as err:
         raise DamagedFile(path, f"not a readable .npz ({err})") from None
+
+
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... file name length, extra field length
+
+
+def _mapped_npz(path: Path) -> dict[str, np.ndarray]:
+    out = {}
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            name = info.filename[: -len(".npy")]
+            if info.compress_type != zipfile.ZIP_STORED:
+                with zf.open(info) as member:
+                    out[name] = np.lib.format.read_array(member, allow_pickle=False)
+                continue
+            out[name] = _mapped_member(path, f, info, size)
+    return out
+
+
+def _mapped_member(path: Path, f: object, info: zipfile.ZipInfo, size: int) -> np.ndarray:
+    """The stored .npy member ``info`` as a read-only memmap: the local zip header gives the
+    member's data offset, the .npy header its dtype, shape and order."""
+    f.seek(info.header_offset)
+    sig, name_len, extra_len = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
+    if sig != b"PK\x03\x04":
+        raise ValueError(f"{info.filename}: no local zip header at {info.header_offset}")
+    start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+    f.seek(start)
+    version = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+        np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read(f)
+    if dtype.hasobject:
+        raise ValueError(f"{info.filename}: an object array (it would need unpickling)")
+    offset = f.tell()
+    nbytes = math.prod(shape) * dtype.itemsize
+    if offset + nbytes > min(start + info.file_size, size):
+        raise ValueError(f"{info.filename}: {nbytes} bytes of data announced, fewer stored")
+    if nbytes == 0:
+        return np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
+                     order="F" if fortran else "C")
 
 
 def load_npy(path: str | Path, mmap: bool = False) -> np.ndarray:

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from coreset.scores.context import ModelAccess, ScoringContext
 from coreset.scores.params import BATCH_SIZE, Choice, Float, Int
 from coreset.scores.registry import register
+from coreset.scores.scale import KNN
 
 if TYPE_CHECKING:  # torch is imported lazily: the registry loads this module for CAL too
     from torch import Tensor
@@ -238,7 +239,7 @@ def neighbour_divergence(
 @register(
     "cal", family="boundary", balance=True,
     paper="Margatina et al. 2021, Contrastive active learning (CAL); DeepCore",
-    params={"neighbors": Int(1), "divergence": Choice(DIVERGENCES)},
+    params={"neighbors": Int(1), "divergence": Choice(DIVERGENCES)}, cost=KNN,
 )
 def cal(
     ctx: ScoringContext,

@@ -12,6 +12,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# bytes of float64 temporaries per row block of a blockwise score: (rows, S, C) blocks stay at
+# 64 MiB whatever N is (ImageNet: S N C float32 probabilities are 15 GB, memory-mapped)
+BLOCK_BYTES = 1 << 26
+
+
+def row_blocks(n: int, row_bytes: int, block_bytes: int | None = None) -> Iterator[slice]:
+    """Slices of consecutive rows whose temporaries (``row_bytes`` each) fit ``block_bytes``.
+
+    Scores that reduce each row on its own (a norm, a max, a sum over classes) give the same
+    bits whatever the block size: numpy reduces every row of a block exactly as it reduces that
+    row of the whole array (tests/test_blockwise_scores.py checks it). ``block_bytes`` None:
+    the module's ``BLOCK_BYTES`` (read at call time, so that tests can shrink it)."""
+    step = max(1, (block_bytes or BLOCK_BYTES) // max(row_bytes, 1))
+    return (slice(s, min(n, s + step)) for s in range(0, n, step))
+
 
 @dataclass
 class ModelAccess:
@@ -62,7 +77,14 @@ class ScoringContext:
         return len(self.labels)
 
     def onehot(self, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
-        return np.eye(self.num_classes, dtype=np.float32)[self.labels[idx]]
+        """(len(idx), C) float32 one-hot labels: call it on blocks or classes (N x C at scale)."""
+        out = np.zeros((len(self.labels[idx]), self.num_classes), dtype=np.float32)
+        out[np.arange(len(out)), self.labels[idx]] = 1.0
+        return out
+
+    def blocks(self, row_bytes: int, block_bytes: int | None = None) -> Iterator[slice]:
+        """:func:`row_blocks` over the N samples."""
+        return row_blocks(self.n, row_bytes, block_bytes)
 
     def last_layer_grads(self, idx: np.ndarray, model: int = 0) -> np.ndarray:
         """Closed-form gradient of the CE loss w.r.t. the last linear layer, for samples ``idx``.

@@ -11,6 +11,7 @@ from coreset.scores.context import ScoringContext
 from coreset.scores.greedy import class_orders, greedy_length
 from coreset.scores.params import MAX_RATIO, Choice
 from coreset.scores.registry import register
+from coreset.scores.scale import FEATURE_GREEDY
 
 CENTERS = ("median", "mean")
 
@@ -73,7 +74,7 @@ def herding_order(x: np.ndarray, length: int) -> np.ndarray:
 
 
 @register("herding", family="geometry", paper="Welling 2009; Chen et al. 2010; DeepCore",
-          params={"max_ratio": MAX_RATIO})
+          params={"max_ratio": MAX_RATIO}, cost=FEATURE_GREEDY)
 def herding(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, max_ratio: float = 1.0
 ) -> np.ndarray:
@@ -112,7 +113,7 @@ def kcenter_order(x: np.ndarray, length: int, first: int) -> np.ndarray:
 
 
 @register("kcenter", family="geometry", paper="Sener & Savarese 2018, core-set; DeepCore",
-          params={"max_ratio": MAX_RATIO})
+          params={"max_ratio": MAX_RATIO}, cost=FEATURE_GREEDY)
 def kcenter(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, max_ratio: float = 1.0
 ) -> np.ndarray:

@@ -41,6 +41,7 @@ from coreset.scores.kernels import (
 )
 from coreset.scores.params import MAX_RATIO, POSITIVE, Choice, Float, Int
 from coreset.scores.registry import register
+from coreset.scores.scale import Cost, global_only, gradient_width, length
 from coreset.scores.submodular import FacilityLocation, Grouped
 
 GRADS = ("full_last_layer", "bias")
@@ -129,7 +130,11 @@ def _nearest_selected(sim: Similarity, local: np.ndarray) -> np.ndarray:
           params={"grads": Choice(GRADS), "metric": Choice(METRICS),
                   "optimizer": Choice(OPTIMIZERS),
                   "epsilon": Float(0.0, 1.0, open_low=True, open_high=True),
-                  "max_ratio": MAX_RATIO, "max_block_bytes": Int(0)})
+                  "max_ratio": MAX_RATIO, "max_block_bytes": Int(0)},
+          cost=Cost("a global lazy greedy over per-class similarities: O(N n_c (C + D)) for the "
+                    "first gains plus O(k N) for the argmaxes (k = max_ratio N)",
+                    global_only(lambda n, c, d, p: (2.0 * n * (n / c) * gradient_width(c, d, p)
+                                                    + 4.0 * length(n, p) * n, 8.0 * n))))
 def craig(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool,
     grads: str = "full_last_layer", metric: str = "euclidean", optimizer: str = "lazy",
@@ -160,6 +165,13 @@ def craig(
 
 
 # ----------------------------------------------------------------------------- GRAD-MATCH
+
+
+def _gradmatch_cost(n: int, c: int, d: int, params: dict) -> tuple[float, float]:
+    k = length(n, params)
+    if params["grads"] == "bias":
+        return 2.0 * k * (n * c + c**3), 8.0 * n * c
+    return 2.0 * k * n * (c + d) + 2.0 * k * k * n, 8.0 * n * k
 
 
 def omp_order_dual(emb: Embedding, length: int, lam: float, max_block_bytes: int,
@@ -239,7 +251,10 @@ def _ridge_nnls(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 @register("gradmatch", family="gradient_matching", weigher=gradmatch_weights,
           paper="Killamsetty et al. 2021, GRAD-MATCH (ICML); DeepCore",
           params={"grads": Choice(GRADS), "lam": POSITIVE, "max_ratio": MAX_RATIO,
-                  "max_block_bytes": Int(0)})
+                  "max_block_bytes": Int(0)},
+          cost=Cost("a global OMP of k = max_ratio N picks, O(k N (C + D) + k^2 N) time and an "
+                    "N x k float64 factor (bias gradients: O(k N C))",
+                    global_only(_gradmatch_cost)))
 def gradmatch(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool,
     grads: str = "full_last_layer", lam: float = 1.0, max_ratio: float = 1.0,
@@ -336,7 +351,11 @@ def _validation_indices(n: int, validation: str, fraction: float,
           paper="Killamsetty et al. 2021, GLISTER (AAAI); DeepCore",
           params={"grads": Choice(GRADS), "validation": Choice(VALIDATION),
                   "holdout_fraction": Float(0.0, 1.0, open_low=True), "eta": Float(0.0),
-                  "max_ratio": MAX_RATIO})
+                  "max_ratio": MAX_RATIO},
+          cost=Cost("a global GLISTER of k = max_ratio N picks, each O(N C D) (bias gradients: "
+                    "O(N C))", global_only(lambda n, c, d, p: (
+                        2.0 * length(n, p) * 2 * n * c * (d if p["grads"] != "bias" else 1),
+                        8.0 * n * (c + d)))))
 def glister(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool,
     grads: str = "full_last_layer", validation: str = "train", holdout_fraction: float = 0.1,
@@ -360,7 +379,9 @@ def glister(
     full = grads == "full_last_layer"
 
     def greedy(idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        v = val[np.isin(val, idx)] if balance else val
+        # the class's validation samples: its members among ``val`` (a label test, O(len(val))
+        # per class; np.isin would sort N values for each of C classes)
+        v = val[ctx.labels[val] == ctx.labels[idx[0]]] if balance else val
         v = v if len(v) else idx
         order = glister_order(
             ctx.bias_grads(idx), ctx.features[idx] if full else None,

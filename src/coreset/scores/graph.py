@@ -22,6 +22,7 @@ from coreset.scores.coverage import (
 from coreset.scores.greedy import class_orders, greedy_length
 from coreset.scores.params import MAX_RATIO, POSITIVE, Choice, Float, Int
 from coreset.scores.registry import register
+from coreset.scores.scale import KNN
 
 EPS = 1e-7  # the reference's floor on a neighbour's importance in the forward pass
 
@@ -77,7 +78,7 @@ def reverse_order(adj: sparse.csr_matrix, lengths: np.ndarray, density: np.ndarr
           params={"score": Choice(DIFFICULTY), "neighbors": Int(1), "gamma": POSITIVE,
                   "forward_gamma": POSITIVE, "hard_cut": Float(0.0, 1.0, open_high=True),
                   "cut_by": Choice(CUT_BY), "cut_scope": Choice(CUT_SCOPE),
-                  "never_learned": Choice(NEVER_LEARNED), "max_ratio": MAX_RATIO})
+                  "never_learned": Choice(NEVER_LEARNED), "max_ratio": MAX_RATIO}, cost=KNN)
 def d2(ctx: ScoringContext, *, rng: np.random.Generator, balance: bool,
        score: str = "forgetting", neighbors: int = 5, gamma: float = 0.1,
        forward_gamma: float = 1.0, hard_cut: float = 0.0, cut_by: str = "aum",

@@ -1,7 +1,9 @@
 """Importance scores: how hard or how influential a sample is for the pretrained models.
 
-All of them are O(N * C) time and memory from the embed/pretrain artifacts, except ``grand`` with
-``layers="all"``, which needs one per-sample backward pass through the whole network.
+All of them are O(N * C) time from the embed/pretrain artifacts, in row blocks (O(block * S * C)
+temporaries, so the memory-mapped (S, N, C) probabilities are never copied whole), except
+``grand`` with ``layers="all"``, which needs one per-sample backward pass through the whole
+network.
 """
 
 from __future__ import annotations
@@ -31,8 +33,16 @@ def el2n(
     The paper averages over 10 models trained a few epochs; here over the ``pretrain.seeds``
     models at ``pretrain.epochs``. High = hard; the default window keeps the highest. O(S N C).
     """
-    err = ctx.probs[_models(models)] - ctx.onehot()[None]
-    return np.linalg.norm(err, axis=2).mean(axis=0).astype(np.float64)
+    return error_norms(ctx, _models(models)).mean(axis=0).astype(np.float64)
+
+
+def error_norms(ctx: ScoringContext, models: slice = slice(None)) -> np.ndarray:
+    """(S', N) float32 ||softmax - onehot(y)||_2 per model, computed in row blocks."""
+    probs = ctx.probs[models]  # a view (of the memory map): nothing is read yet
+    out = np.empty(probs.shape[:2], dtype=np.float32)
+    for rows in ctx.blocks(row_bytes=8 * probs.shape[0] * ctx.num_classes):
+        out[:, rows] = np.linalg.norm(probs[:, rows] - ctx.onehot(rows)[None], axis=2)
+    return out
 
 
 @register("loss", family="importance", paper="Heuristic selection slides (high-loss samples)",
@@ -52,8 +62,10 @@ def last_layer_grad_norm(ctx: ScoringContext) -> np.ndarray:
     """
     if ctx.grad_norm is not None:
         return ctx.grad_norm
-    g = np.linalg.norm(ctx.probs - ctx.onehot()[None], axis=2)
-    h2 = np.square(ctx.features, dtype=np.float64).sum(axis=1)
+    g = error_norms(ctx)
+    h2 = np.empty(ctx.n)
+    for rows in ctx.blocks(row_bytes=8 * ctx.features.shape[1]):
+        h2[rows] = np.square(ctx.features[rows], dtype=np.float64).sum(axis=1)
     return g * np.sqrt(1.0 + h2)[None]
 
 

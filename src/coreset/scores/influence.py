@@ -33,6 +33,7 @@ import scipy.linalg as sla
 from coreset.scores.context import ScoringContext
 from coreset.scores.params import POSITIVE, Choice, Int
 from coreset.scores.registry import register
+from coreset.scores.scale import Cost
 
 KINDS = ("param_norm", "self")
 HESSIANS = ("auto", "exact", "kfac")
@@ -40,14 +41,16 @@ HESSIANS = ("auto", "exact", "kfac")
 _BLOCK_ELEMENTS = 1 << 22  # rows x columns per block of per-sample vectors (32 MiB in float64)
 
 
-def _inputs(ctx: ScoringContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(e, a, p): errors p - onehot (N, C), augmented features [h, 1] (N, D+1), softmax (N, C).
+def _inputs(ctx: ScoringContext, rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(e, a, p) of samples ``rows``: errors p - onehot (B, C), augmented features [h, 1]
+    (B, D+1), softmax (B, C), float64.
 
     The errors and probabilities are those of the first model, whose features are stored.
     """
-    p = ctx.probs[0].astype(np.float64)
-    e = p - ctx.onehot().astype(np.float64)
-    a = np.hstack([ctx.features.astype(np.float64), np.ones((ctx.n, 1))])
+    p = ctx.probs[0, rows].astype(np.float64)
+    e = p - ctx.onehot(rows).astype(np.float64)
+    h = ctx.features[rows].astype(np.float64)
+    a = np.hstack([h, np.ones((len(h), 1))])
     return e, a, p
 
 
@@ -57,22 +60,22 @@ def _blocks(n: int, width: int) -> Iterator[slice]:
     return (slice(s, min(n, s + step)) for s in range(0, n, step))
 
 
-def exact_hessian(a: np.ndarray, p: np.ndarray) -> np.ndarray:
+def exact_hessian(ctx: ScoringContext) -> np.ndarray:
     """The exact (C(D+1))^2 Hessian of the mean CE loss w.r.t. Theta = [W | b], row-major vec.
 
     H = (1/N) [blockdiag_c(sum_i p_ic a_i a_i^T) - sum_i v_i v_i^T], v_i = p_i (x) a_i, built in
     blocks of samples. Time O(N C^2 D^2), memory O(C^2 D^2).
     """
-    n, d1 = a.shape
-    c = p.shape[1]
+    c, d1 = ctx.num_classes, ctx.features.shape[1] + 1
     h = np.zeros((c * d1, c * d1))
-    for s in _blocks(n, c * d1):
-        v = (p[s, :, None] * a[s, None, :]).reshape(-1, c * d1)
+    for s in _blocks(ctx.n, c * d1):
+        _, a, p = _inputs(ctx, s)
+        v = (p[:, :, None] * a[:, None, :]).reshape(-1, c * d1)
         h -= v.T @ v
-        diag = np.einsum("ic,id,ie->cde", p[s], a[s], a[s], optimize=True)
+        diag = np.einsum("ic,id,ie->cde", p, a, a, optimize=True)
         for k in range(c):
             h[k * d1:(k + 1) * d1, k * d1:(k + 1) * d1] += diag[k]
-    return h / n
+    return h / ctx.n
 
 
 def _damped(m: np.ndarray, damping: float) -> np.ndarray:
@@ -93,14 +96,14 @@ def _fill_class_sum_null_space(m: np.ndarray, c: int, d1: int) -> np.ndarray:
     return m + scale * np.kron(np.full((c, c), 1.0 / c), np.eye(d1))
 
 
-def _exact_scores(e: np.ndarray, a: np.ndarray, p: np.ndarray, damping: float,
-                  kind: str) -> np.ndarray:
-    c, d1 = e.shape[1], a.shape[1]
-    h = _fill_class_sum_null_space(_damped(exact_hessian(a, p), damping), c, d1)
+def _exact_scores(ctx: ScoringContext, damping: float, kind: str) -> np.ndarray:
+    c, d1 = ctx.num_classes, ctx.features.shape[1] + 1
+    h = _fill_class_sum_null_space(_damped(exact_hessian(ctx), damping), c, d1)
     chol = sla.cho_factor(h, lower=True)
-    out = np.empty(len(e))
-    for s in _blocks(len(e), c * d1):
-        g = (e[s, :, None] * a[s, None, :]).reshape(-1, c * d1).T  # (C(D+1), B)
+    out = np.empty(ctx.n)
+    for s in _blocks(ctx.n, c * d1):
+        e, a, _ = _inputs(ctx, s)
+        g = (e[:, :, None] * a[:, None, :]).reshape(-1, c * d1).T  # (C(D+1), B)
         if kind == "self":  # g^T H^{-1} g = ||L^{-1} g||^2
             out[s] = np.square(sla.solve_triangular(chol[0], g, lower=True)).sum(axis=0)
         else:
@@ -108,17 +111,42 @@ def _exact_scores(e: np.ndarray, a: np.ndarray, p: np.ndarray, damping: float,
     return out
 
 
-def _kfac_scores(e: np.ndarray, a: np.ndarray, p: np.ndarray, damping: float,
-                 kind: str) -> np.ndarray:
-    n = len(e)
-    a_fac = _damped(np.diag(p.mean(axis=0)) - p.T @ p / n, damping)  # E[diag p - p p^T], C x C
-    a_fac = _fill_class_sum_null_space(a_fac, a_fac.shape[0], 1)
-    s_fac = _damped(a.T @ a / n, damping)  # E[a a^T], (D+1) x (D+1)
-    # (A (x) S)^{-1} (e (x) a) = (A^{-1} e) (x) (S^{-1} a) for g = e (x) a
-    ae, sa = np.linalg.solve(a_fac, e.T).T, np.linalg.solve(s_fac, a.T).T
-    if kind == "self":  # (e^T A^{-1} e) (a^T S^{-1} a)
-        return np.einsum("ic,ic->i", e, ae) * np.einsum("id,id->i", a, sa)
-    return np.linalg.norm(ae, axis=1) * np.linalg.norm(sa, axis=1)
+def _kfac_factors(ctx: ScoringContext, damping: float) -> tuple[np.ndarray, np.ndarray]:
+    """The damped K-FAC factors E[diag p - p p^T] (C x C, class-sum null space lifted) and
+    E[a a^T] ((D+1) x (D+1)), summed over blocks of samples. The column sums run row after row
+    across blocks (numpy's axis-0 sum is sequential), so they match a whole-array sum bit for
+    bit; the Gram products do whenever N fits one block (then the code path is the same)."""
+    n, c, d1 = ctx.n, ctx.num_classes, ctx.features.shape[1] + 1
+    p_sum, ppt, aat = np.zeros(c), np.zeros((c, c)), np.zeros((d1, d1))
+    for s in _blocks(n, c + d1):
+        _, a, p = _inputs(ctx, s)
+        p_sum = np.add.reduce(np.vstack([p_sum[None], p]), axis=0) if s.start else p.sum(axis=0)
+        ppt += p.T @ p
+        aat += a.T @ a
+    a_fac = _damped(np.diag(p_sum / n) - ppt / n, damping)
+    return _fill_class_sum_null_space(a_fac, c, 1), _damped(aat / n, damping)
+
+
+def _kfac_scores(ctx: ScoringContext, damping: float, kind: str) -> np.ndarray:
+    a_fac, s_fac = _kfac_factors(ctx, damping)
+    out = np.empty(ctx.n)
+    for s in _blocks(ctx.n, ctx.num_classes + ctx.features.shape[1] + 1):
+        e, a, _ = _inputs(ctx, s)
+        # (A (x) S)^{-1} (e (x) a) = (A^{-1} e) (x) (S^{-1} a) for g = e (x) a
+        ae, sa = np.linalg.solve(a_fac, e.T).T, np.linalg.solve(s_fac, a.T).T
+        if kind == "self":  # (e^T A^{-1} e) (a^T S^{-1} a)
+            out[s] = np.einsum("ic,ic->i", e, ae) * np.einsum("id,id->i", a, sa)
+        else:
+            out[s] = np.linalg.norm(ae, axis=1) * np.linalg.norm(sa, axis=1)
+    return out
+
+
+def _cost(n: int, c: int, d: int, params: dict) -> tuple[float, float]:
+    dim = c * (d + 1)
+    if params["hessian"] == "exact" or (params["hessian"] == "auto"
+                                        and dim <= params["max_exact_dim"]):
+        return 2.0 * n * dim * dim + dim**3 / 3, 8.0 * dim * dim
+    return 2.0 * n * (2 * c * c + (d + 1) ** 2) + c**3 + d**3, 8.0 * (c * c + d * d)
 
 
 def choose_hessian(hessian: str, dim: int, max_exact_dim: int) -> str:
@@ -137,6 +165,8 @@ def choose_hessian(hessian: str, dim: int, max_exact_dim: int) -> str:
     paper="Yang et al. 2023, Dataset pruning: examining generalization influence (ICLR)",
     params={"kind": Choice(KINDS), "hessian": Choice(HESSIANS), "damping": POSITIVE,
             "max_exact_dim": Int(1)},
+    cost=Cost("the exact Hessian has (C (D + 1))^2 float64 entries and costs O(N C^2 D^2 + "
+              "C^3 D^3) (K-FAC: O(N (C^2 + D^2)))", lambda n, c, d, balance, p: _cost(n, c, d, p)),
 )
 def influence(
     ctx: ScoringContext,
@@ -171,6 +201,6 @@ def influence(
     layer, where H is cheap and exact. ``rng`` and ``balance`` are unused (the score is
     deterministic and label-global).
     """
-    e, a, p = _inputs(ctx)
-    exact = choose_hessian(hessian, e.shape[1] * a.shape[1], max_exact_dim) == "exact"
-    return (_exact_scores if exact else _kfac_scores)(e, a, p, damping, kind)
+    dim = ctx.num_classes * (ctx.features.shape[1] + 1)
+    exact = choose_hessian(hessian, dim, max_exact_dim) == "exact"
+    return (_exact_scores if exact else _kfac_scores)(ctx, damping, kind)

@@ -4,6 +4,7 @@ random streams of selection: shared by the score and select stages."""
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 
 import numpy as np
 
@@ -16,15 +17,27 @@ from coreset.training.dynamics import ALL_FIELDS
 
 def build_context(p: Params, with_model: bool) -> ScoringContext:
     """The embed/pretrain artifacts as a ScoringContext; the model is attached lazily."""
-    emb, dyn = load_npz(artifacts.EMBED), load_npz(artifacts.DYNAMICS)
-    labels = load_npy(artifacts.TRAIN / "labels.npy")
+    return context_from_files(artifacts.EMBED, artifacts.DYNAMICS, artifacts.TRAIN / "labels.npy",
+                              artifacts.meta().num_classes,
+                              model=_model_access(p) if with_model else None)
+
+
+def context_from_files(embed: Path, dynamics: Path, labels: Path, num_classes: int,
+                       model: ModelAccess | None = None) -> ScoringContext:
+    """A ScoringContext on embed.npz, dynamics.npz and the training labels (the benchmarks read
+    synthetic ImageNet-shaped files through it too).
+
+    The arrays are memory-mapped read-only (``load_npz(mmap=True)``): ImageNet-shaped softmax
+    outputs alone are S N C float32 = 15 GB, so selectors read them in row blocks or per class,
+    and the pages they touched stay reclaimable page cache, not process memory."""
+    emb, dyn = load_npz(embed, mmap=True), load_npz(dynamics, mmap=True)
     # the per-epoch margins and probabilities (AUM, CCS, Dyn-Unc, TDDS): absent from a
     # dynamics.npz written before they were recorded, which those selectors then name
     extra = {name: dyn[key] for name, key in ALL_FIELDS.items() if key in dyn}
     return ScoringContext(
-        labels=labels, num_classes=artifacts.meta().num_classes, features=emb["features"],
+        labels=load_npy(labels), num_classes=num_classes, features=emb["features"],
         probs=emb["probs"], loss=emb["loss"], correct=dyn["correct"], epoch_loss=dyn["loss"],
-        grad_norm=emb["grad_norm"], model=_model_access(p) if with_model else None, **extra,
+        grad_norm=emb["grad_norm"], model=model, **extra,
     )
 
 

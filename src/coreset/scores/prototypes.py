@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from coreset.scores.context import ScoringContext
+from coreset.scores.context import ScoringContext, row_blocks
 from coreset.scores.greedy import class_orders, greedy_length
 from coreset.scores.params import MAX_RATIO, Bool, Int
 from coreset.scores.registry import register
+from coreset.scores.scale import Cost, global_only, length
 
 _EPS = 1e-8  # floor for probabilities: softmax outputs underflow to 0, and log(0) would be -inf
 
@@ -57,6 +58,9 @@ def contextual_diversity_order(probs: np.ndarray, length: int, first: int) -> np
     "contextual_diversity", family="geometry",
     paper="Agarwal et al. 2020, Contextual diversity for active learning (ECCV); DeepCore",
     params={"max_ratio": MAX_RATIO},
+    cost=Cost("k = max_ratio N greedy steps over the N x C softmax outputs (two float64 copies), "
+              "O(k N C)", global_only(lambda n, c, d, p: (4.0 * length(n, p) * n * c,
+                                                          8.0 * n * c))),
 )
 def contextual_diversity(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, max_ratio: float = 1.0
@@ -87,6 +91,13 @@ def contextual_diversity(
     return class_orders(ctx.labels, balance, greedy, rng, desc="contextual_diversity")
 
 
+# scikit-learn's KMeans (Lloyd, whole passes over the data) runs while N k D is at most this
+# (CIFAR-100 x 512 features: 2.6e9); above it (ImageNet: 1.28M x 1000 x 512 = 6.6e11, about 30 s
+# per Lloyd pass on 2 cores, times tens of passes and n_init) MiniBatchKMeans runs instead
+FULL_KMEANS_MAX = 1 << 36
+MINIBATCH = 4096  # MiniBatchKMeans batch size above FULL_KMEANS_MAX
+
+
 def nearest_prototype_distance(
     features: np.ndarray, n_clusters: int, normalize: bool, seed: int, n_init: int
 ) -> np.ndarray:
@@ -94,8 +105,14 @@ def nearest_prototype_distance(
 
     ``normalize``: L2-normalise the features and use the cosine distance 1 - cos(x, c) to the
     most similar centroid (Sorscher et al.'s choice); otherwise the Euclidean distance.
-    O(n_init * iterations * N k D) time, O(N (D + k)) memory.
+    O(n_init * iterations * N k D) time, O(N (D + k)) memory. Above ``FULL_KMEANS_MAX`` = N k D,
+    :func:`_minibatch_distance` (printed).
     """
+    n, d = features.shape
+    if n * n_clusters * d > FULL_KMEANS_MAX:
+        print(f"self_sup_prototypes: N k D = {n * n_clusters * d:.2g} > {FULL_KMEANS_MAX:.2g}: "
+              f"MiniBatchKMeans (batch {MINIBATCH}) instead of KMeans")
+        return _minibatch_distance(features, n_clusters, normalize, seed, n_init)
     x = features.astype(np.float64)
     if normalize:
         x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -107,6 +124,36 @@ def nearest_prototype_distance(
     c = km.cluster_centers_
     c = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
     return 1.0 - (x @ c.T).max(axis=1)
+
+
+def _minibatch_distance(features: np.ndarray, k: int, normalize: bool, seed: int,
+                        n_init: int) -> np.ndarray:
+    """The same score with MiniBatchKMeans (Sculley 2010), as large-scale prototype pipelines
+    cluster (Sorscher et al. used faiss k-means on ImageNet), on float32 features: one (N, D)
+    float32 copy, then distances to the centroids in row blocks of (rows, k). Time
+    O(steps * batch * k D + N k D); memory O(N D) float32."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    x = np.empty(features.shape, dtype=np.float32)
+    for rows in row_blocks(len(x), 8 * x.shape[1]):
+        x[rows] = features[rows]
+        if normalize:
+            x[rows] /= np.maximum(np.linalg.norm(x[rows], axis=1, keepdims=True), 1e-12)
+    km = MiniBatchKMeans(n_clusters=k, batch_size=MINIBATCH, n_init=n_init, random_state=seed,
+                         compute_labels=False).fit(x)
+    c = km.cluster_centers_.astype(np.float64)
+    if normalize:
+        c /= np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+    out = np.empty(len(x))
+    sq_c = np.einsum("kd,kd->k", c, c)
+    for rows in row_blocks(len(x), 8 * k):
+        xc = x[rows].astype(np.float64) @ c.T
+        if normalize:
+            out[rows] = 1.0 - xc.max(axis=1)
+        else:
+            sq_x = np.einsum("id,id->i", x[rows], x[rows], dtype=np.float64)
+            out[rows] = np.sqrt(np.maximum(sq_x[:, None] - 2 * xc + sq_c, 0).min(axis=1))
+    return out
 
 
 @register(

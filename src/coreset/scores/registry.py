@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from coreset.registry import Registry
+from coreset.scores import scale
 from coreset.scores.params import ParamError, Rule, check
 from coreset.scores.selection import WINDOWS, order_to_score
 
@@ -53,6 +54,9 @@ class SelectorSpec:
     needs_model: bool | Callable[[dict], bool] = False
     defaults: dict[str, object] = field(default_factory=dict)
     rules: dict[str, Rule] = field(default_factory=dict)  # every parameter's declared rule
+    # the dominant time and memory of a run, when it can exceed this machine (scale.py): such a
+    # run is refused before any work, naming the largest N accepted
+    cost: scale.Cost | None = None
 
     def uses_model(self, params: dict) -> bool:
         return self.needs_model(params) if callable(self.needs_model) else self.needs_model
@@ -100,11 +104,13 @@ def register(
     weigher: WeightFn | None = None,
     needs_model: bool | Callable[[dict], bool] = False,
     params: dict[str, Rule] | None = None,
+    cost: scale.Cost | None = None,
 ) -> Callable[[ScoreFn], ScoreFn]:
     """Decorator: register ``fn`` under ``name``. Its keyword-only parameters are its params, and
     ``params`` declares the rule of each (all of them, no more): a missing or extra declaration
     fails at import. The registered function checks its params against the rules on every call,
-    so a bad value fails before any work, with one :class:`ParamError` line."""
+    so a bad value fails before any work, with one :class:`ParamError` line; and, when ``cost``
+    is declared, that the run fits this machine (:func:`scale.check`: one ScaleError line)."""
     if window not in WINDOWS:
         raise ValueError(f"register({name!r}): window {window!r} not in {WINDOWS}")
     rules = dict(params or {})
@@ -121,11 +127,15 @@ def register(
         def checked(ctx: object, *, rng: np.random.Generator, balance: bool,
                     **kwargs: object) -> np.ndarray:
             _check_values(name, rules, kwargs)
+            if cost is not None:
+                scale.check(name, cost, ctx.n, ctx.num_classes, ctx.features.shape[1], balance,
+                            {**defaults, **kwargs})
             return fn(ctx, rng=rng, balance=balance, **kwargs)
 
         spec = SelectorSpec(
             name=name, fn=checked, family=family, window=window, balance=balance, paper=paper,
             weigher=weigher, needs_model=needs_model, defaults=defaults, rules=rules,
+            cost=cost,
         )
         REGISTRY.register(name)(spec)
         return checked

@@ -34,6 +34,7 @@ from coreset.scores.kernels import (
 )
 from coreset.scores.params import MAX_RATIO, POSITIVE, Choice, Float, Int
 from coreset.scores.registry import register
+from coreset.scores.scale import SIMILARITY_GREEDY
 
 _PAPER = "Iyer et al. 2021, Submodular combinatorial information measures; DeepCore"
 
@@ -185,7 +186,8 @@ def submodular_order(ctx: ScoringContext, name: str, *, rng: np.random.Generator
     return class_orders(ctx.labels, balance, greedy, rng, desc=name)
 
 
-@register("facility_location", family="submodular", paper=_PAPER, params=COMMON)
+@register("facility_location", family="submodular", paper=_PAPER, params=COMMON,
+          cost=SIMILARITY_GREEDY)
 def facility_location(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, space: str = "gradients",
     metric: str = "cosine", optimizer: str = "lazy", epsilon: float = 0.9, max_ratio: float = 1.0,
@@ -204,7 +206,8 @@ def facility_location(
                             max_ratio=max_ratio, max_block_bytes=max_block_bytes)
 
 
-@register("graph_cut", family="submodular", paper=_PAPER, params={**COMMON, "lam": POSITIVE})
+@register("graph_cut", family="submodular", paper=_PAPER, params={**COMMON, "lam": POSITIVE},
+          cost=SIMILARITY_GREEDY)
 def graph_cut(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, space: str = "gradients",
     metric: str = "cosine", optimizer: str = "lazy", epsilon: float = 0.9, lam: float = 1.0,
@@ -221,7 +224,8 @@ def graph_cut(
 
 
 @register("log_determinant", family="submodular", paper=_PAPER,
-          params={**COMMON, "metric": Choice(("cosine", "rbf")), "ridge": POSITIVE})
+          params={**COMMON, "metric": Choice(("cosine", "rbf")), "ridge": POSITIVE},
+          cost=SIMILARITY_GREEDY)
 def log_determinant(
     ctx: ScoringContext, *, rng: np.random.Generator, balance: bool, space: str = "gradients",
     metric: str = "cosine", optimizer: str = "lazy", epsilon: float = 0.9, ridge: float = 1e-3,

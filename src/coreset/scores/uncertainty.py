@@ -15,10 +15,13 @@ Differences from DeepCore's ``Uncertainty`` class, and why:
 - DeepCore uses one model; we average each sample's score over the S pretrained models (``models``),
   like EL2N/GraNd average over seeds. ``models="first"`` reproduces the single-model setting.
 
-All three are O(S N C) time and memory from ``ctx.probs``; no model is needed.
+All three are O(S N C) time from ``ctx.probs``, computed in row blocks (O(block S C) float64
+temporaries, O(S N) output); no model is needed.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -29,10 +32,15 @@ from coreset.scores.registry import register
 PAPER = "DeepCore (Guo et al. 2022); Coleman et al. 2020"
 
 
-def _probs(ctx: ScoringContext, models: str) -> np.ndarray:
-    """(S', N, C) float64 probabilities of the models to average over."""
-    sel = slice(None) if models == "all" else slice(0, 1)
-    return ctx.probs[sel].astype(np.float64)
+def _per_model(ctx: ScoringContext, models: str,
+               score: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """(S', N) ``score`` of the float64 probabilities of the models to average over, computed in
+    row blocks (every score reduces each sample's row on its own: same bits as whole-array)."""
+    probs = ctx.probs[slice(None) if models == "all" else slice(0, 1)]
+    out = np.empty(probs.shape[:2])
+    for rows in ctx.blocks(row_bytes=3 * 8 * probs.shape[0] * ctx.num_classes):
+        out[:, rows] = score(probs[:, rows].astype(np.float64))
+    return out
 
 
 def least_confidence_score(probs: np.ndarray) -> np.ndarray:
@@ -61,7 +69,7 @@ def least_confidence(
 
     DeepCore uses the max logit instead of the max probability; see the module docstring.
     """
-    return least_confidence_score(_probs(ctx, models)).mean(axis=0)
+    return _per_model(ctx, models, least_confidence_score).mean(axis=0)
 
 
 @register("entropy", family="uncertainty", paper=PAPER, params={"models": MODELS})
@@ -73,7 +81,7 @@ def entropy(
     The mean of the per-model entropies (not the entropy of the mean prediction), so that S = 1
     is exactly DeepCore's score. DeepCore adds 1e-6 inside the log; we use 0 log 0 = 0.
     """
-    return entropy_score(_probs(ctx, models)).mean(axis=0)
+    return _per_model(ctx, models, entropy_score).mean(axis=0)
 
 
 @register("margin", family="uncertainty", paper=PAPER, params={"models": MODELS})
@@ -85,4 +93,4 @@ def margin(
     DeepCore Eq. 2 writes 1 - (p_1 - p_2); the constant does not change the ranking. A small
     margin (a sample between two classes) gets a high score and is kept first. O(S N C).
     """
-    return margin_score(_probs(ctx, models)).mean(axis=0)
+    return _per_model(ctx, models, margin_score).mean(axis=0)
