@@ -121,3 +121,28 @@ def test_self_sup_prototypes_is_deterministic_and_ignores_labels() -> None:
     a = _score("self_sup_prototypes", make_ctx(labels, 3, features=x), seed=5)
     b = _score("self_sup_prototypes", make_ctx(labels[::-1].copy(), 3, features=x), seed=5)
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_self_sup_prototypes_above_the_lloyd_limit_uses_minibatch_kmeans(monkeypatch, capsys,
+                                                                         normalize: bool) -> None:
+    """Past FULL_KMEANS_MAX = N k D, MiniBatchKMeans clusters (said on stdout); on well separated
+    clusters its distances are the brute-force distances to the true cluster means, like Lloyd's."""
+    from coreset.scores import prototypes
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((3, 8)) * 20 + 40
+    x = (centres[np.arange(600) % 3] + rng.standard_normal((600, 8))).astype(np.float32)
+    ctx = make_ctx(np.arange(600) % 3, 3, features=x)
+    monkeypatch.setattr(prototypes, "FULL_KMEANS_MAX", 0)
+    score = registry.get("self_sup_prototypes").fn(ctx, rng=np.random.default_rng(1),
+                                                   balance=False, normalize=normalize)
+    assert "MiniBatchKMeans" in capsys.readouterr().out
+    means = np.stack([x[np.arange(600) % 3 == c].mean(axis=0) for c in range(3)]).astype(float)
+    if normalize:
+        u = x / np.linalg.norm(x, axis=1, keepdims=True)
+        m = means / np.linalg.norm(means, axis=1, keepdims=True)
+        want = 1.0 - (u @ m.T).max(axis=1)
+    else:
+        want = np.linalg.norm(x[:, None] - means[None], axis=2).min(axis=1)
+    assert np.corrcoef(score, want)[0, 1] > 0.99
