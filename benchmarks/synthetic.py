@@ -15,7 +15,8 @@ Learnable structure: each class has a fixed 4 x 4 x 3 colour template (uniform i
 drawn from the seed, upsampled to the image size; an image is its class template scaled by a
 random contrast in [0.7, 1.0] plus a random brightness shift (+-20) plus Gaussian pixel noise
 (sigma 24), clipped to uint8. Deterministic: image ``i`` of a split comes from a generator seeded
-by (seed, split, block of ``i``), so the bytes do not depend on the number of processes.
+by (seed, split, first image of ``i``'s block), so the bytes do not depend on the number of
+processes.
 Streaming: blocks of ``BLOCK`` images are generated and written by ``--workers`` processes; the
 parent holds only the class templates. O(N H W) time, O(BLOCK H W) memory per process.
 
@@ -66,7 +67,7 @@ def labels_of(start: int, stop: int, classes: int) -> np.ndarray:
 def block(seed: int, split: str, start: int, stop: int, classes: int, size: int,
           channels: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Images ``start..stop`` of ``split``: (n, size, size, channels) uint8 and their labels."""
-    rng = np.random.default_rng([seed, SPLIT_CODE[split], start // BLOCK])
+    rng = np.random.default_rng([seed, SPLIT_CODE[split], start])
     y = labels_of(start, stop, classes)
     base = templates(classes, size, seed)[y]
     n = stop - start
