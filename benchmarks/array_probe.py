@@ -51,7 +51,10 @@ class Sampler(threading.Thread):
         self.stop = threading.Event()
 
     def _consider(self, obj: object) -> None:
-        found = _measure(obj)
+        try:
+            found = _measure(obj)
+        except Exception:  # a proxy whose __class__ raises: not an array
+            return
         if found is not None and found[0] > self.best[0]:
             self.best = found
 
@@ -80,7 +83,7 @@ class Sampler(threading.Thread):
         while not self.stop.wait(min(INTERVAL, 0.25 + (time.monotonic() - start) / 20)):
             try:
                 self.sample()
-            except (RuntimeError, ReferenceError):  # a container changed while read: skip
+            except Exception:  # a container changed while read: next sample
                 continue
 
 
