@@ -73,3 +73,15 @@ def test_imagenet_dynamics_over_the_host_budget_are_refused_naming_the_keys():
 
 def test_the_digits_defaults_fit():
     config.check_sizes(config.parse(DEFAULT), 1437, "data/raw/train_labels.npy", 10)
+
+
+def test_embed_outputs_of_three_imagenet_models_need_their_15_gib():
+    """3 x 1,281,167 x 1,002 x 4 bytes = 14.35 GiB of softmax, loss and gradient norm."""
+    p = config.parse(edited({"pretrain.epochs": 1, "pretrain.seeds": [0, 1, 2],
+                             "data.host_memory_gb": 12}))
+    with pytest.raises(config.ConfigError) as err:
+        config.check_sizes(p, 1_281_167, "x", 1000)
+    assert str(err.value).startswith("params.yaml: data.host_memory_gb = 12.0 is not allowed: "
+                                     "at least 14.35 for embed's outputs")
+    config.check_sizes(config.parse(edited({"pretrain.epochs": 1, "pretrain.seeds": [0, 1, 2],
+                                            "data.host_memory_gb": 14.4})), 1_281_167, "x", 1000)

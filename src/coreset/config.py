@@ -490,8 +490,9 @@ def dynamics_bytes(n: int, classes: int, epochs: int, seeds: int) -> int:
 
 def check_sizes(p: Params, n: int, source: str, classes: int = 0) -> None:
     """What needs the number of training samples ``n`` and classes (read from ``source``):
-    clusters of a selected recipe, and the size of the per-epoch dynamics that pretraining keeps
-    in memory (:func:`dynamics_bytes`), which must fit ``data.host_memory_gb``."""
+    clusters of a selected recipe; embed's per-model outputs and the per-epoch dynamics that
+    pretraining keeps in memory (:func:`dynamics_bytes`), each of which must fit
+    ``data.host_memory_gb``."""
     for name in p.selectors:
         r = p.recipes[name]
         if r.params.get("n_clusters", 0) > n:
@@ -506,3 +507,10 @@ def check_sizes(p: Params, n: int, source: str, classes: int = 0) -> None:
                     f"previous-epoch logits + ({seeds} pretrain.seeds + 1) x {epochs} "
                     f"pretrain.epochs x {n} x {DYNAMICS_BYTES} bytes; or lower pretrain.epochs "
                     "or pretrain.seeds")
+    outputs = seeds * n * (classes + 2) * 4  # embed: softmax, loss, gradient norm per model
+    if outputs > p.data.host_memory_gb * 2**30:
+        raise _fail("data.host_memory_gb", p.data.host_memory_gb,
+                    f"at least {outputs / 2**30:.2f} for embed's outputs of {n} samples and "
+                    f"{classes} classes ({source}): {seeds} pretrain.seeds x {n} x ({classes} + 2)"
+                    " x 4 bytes (softmax, loss, gradient norm per model), besides the features; "
+                    "or fewer pretrain.seeds")
