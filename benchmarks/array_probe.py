@@ -27,7 +27,8 @@ INTERVAL = 2.0
 
 
 def _measure(obj: object) -> tuple[int, str] | None:
-    if isinstance(obj, np.ndarray):
+    kind = type(obj)  # type(), not isinstance(): a proxy's __class__ may warn or raise
+    if issubclass(kind, np.ndarray):
         root = obj
         while isinstance(root.base, np.ndarray):
             root = root.base
@@ -35,7 +36,7 @@ def _measure(obj: object) -> tuple[int, str] | None:
             return None  # file-backed, or a view of a buffer it does not own (a tensor's)
         return root.nbytes, f"numpy {root.dtype} {root.shape}"
     torch = sys.modules.get("torch")
-    if torch is not None and isinstance(obj, torch.Tensor) and obj.device.type == "cpu":
+    if torch is not None and issubclass(kind, torch.Tensor) and obj.device.type == "cpu":
         try:
             nbytes = obj.untyped_storage().nbytes()
         except RuntimeError:  # a tensor without storage (meta, sparse)
@@ -70,10 +71,10 @@ class Sampler(threading.Thread):
             self._inside(obj)
 
     def _inside(self, obj: object) -> None:
-        if isinstance(obj, dict):
+        if issubclass(type(obj), dict):
             for value in list(obj.values()):
                 self._consider(value)
-        elif isinstance(obj, (list, tuple)):
+        elif issubclass(type(obj), (list, tuple)):
             for value in list(obj):
                 self._consider(value)
 
@@ -96,6 +97,7 @@ def main() -> None:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     finally:
         sampler.stop.set()
+        sampler.join()  # a sample running into interpreter shutdown aborts torch's threads
         nbytes, what = sampler.best
         with open(out, "w") as f:
             json.dump({"largest_array_bytes": nbytes, "largest_array": what}, f)
