@@ -14,9 +14,13 @@ of the ``download`` stage runs (a benchmark fixture, not a user dataset).
 Learnable structure: each class has a fixed 4 x 4 x 3 colour template (uniform in [32, 224])
 drawn from the seed, upsampled to the image size; an image is its class template scaled by a
 random contrast in [0.7, 1.0] plus a random brightness shift (+-20) plus Gaussian pixel noise
-(sigma 24), clipped to uint8. Deterministic: image ``i`` of a split comes from a generator seeded
-by (seed, split, first image of ``i``'s block), so the bytes do not depend on the number of
-processes.
+(sigma ``--noise``, 24 by default), clipped to uint8. At sigma 24 one epoch of a small model
+reaches ~100 % (the scale tables measure time and memory, not selection quality). The
+nearest-template accuracy (3,000 images) at 16 px, 1,000 classes is 99.6 % at sigma 24, 91.4 %
+at 160 and 52.8 % at 255; at 32 px, 10 classes it stays above 99.7 %: raise ``--noise`` (and
+lower the size) for accuracies that separate selectors. Deterministic: image ``i`` of a split
+comes from a generator seeded by (seed, split, first image of ``i``'s block), so the bytes do
+not depend on the number of processes.
 Streaming: blocks of ``BLOCK`` images are generated and written by ``--workers`` processes; the
 parent holds only the class templates. O(N H W) time, O(BLOCK H W) memory per process.
 
@@ -65,7 +69,7 @@ def labels_of(start: int, stop: int, classes: int) -> np.ndarray:
 
 
 def block(seed: int, split: str, start: int, stop: int, classes: int, size: int,
-          channels: int = 3) -> tuple[np.ndarray, np.ndarray]:
+          channels: int = 3, noise: float = 24.0) -> tuple[np.ndarray, np.ndarray]:
     """Images ``start..stop`` of ``split``: (n, size, size, channels) uint8 and their labels."""
     rng = np.random.default_rng([seed, SPLIT_CODE[split], start])
     y = labels_of(start, stop, classes)
@@ -73,8 +77,8 @@ def block(seed: int, split: str, start: int, stop: int, classes: int, size: int,
     n = stop - start
     contrast = rng.uniform(0.7, 1.0, size=(n, 1, 1, 1)).astype(np.float32)
     shift = rng.uniform(-20, 20, size=(n, 1, 1, 1)).astype(np.float32)
-    noise = rng.normal(0, 24, size=base.shape).astype(np.float32)
-    x = np.clip(base * contrast + shift + noise, 0, 255).astype(np.uint8)
+    pixels = rng.normal(0, noise, size=base.shape).astype(np.float32)
+    x = np.clip(base * contrast + shift + pixels, 0, 255).astype(np.uint8)
     if channels == 1:
         x = x.mean(axis=3, keepdims=True).astype(np.uint8)
     return x, y
@@ -84,8 +88,8 @@ def _jpeg_block(args: tuple) -> int:
     """Generate one block and write it as JPEG files; returns the bytes written."""
     from PIL import Image
 
-    root, seed, split, start, stop, classes, size, names = args
-    x, y = block(seed, split, start, stop, classes, size)
+    root, seed, split, start, stop, classes, size, names, noise = args
+    x, y = block(seed, split, start, stop, classes, size, noise=noise)
     folder = "train" if split == "train" else "val"
     written = 0
     for i, (img, c) in enumerate(zip(x, y, strict=True)):
@@ -98,8 +102,8 @@ def _jpeg_block(args: tuple) -> int:
 
 
 def _npy_block(args: tuple) -> int:
-    root, seed, split, start, stop, classes, size, _ = args
-    x, y = block(seed, split, start, stop, classes, size)
+    root, seed, split, start, stop, classes, size, _, noise = args
+    x, y = block(seed, split, start, stop, classes, size, noise=noise)
     images = np.load(Path(root) / f"{split}_images.npy", mmap_mode="r+")
     images[start:stop] = x
     images.flush()
@@ -110,13 +114,13 @@ def _npy_block(args: tuple) -> int:
 
 
 def _tasks(root: Path, seed: int, split: str, n: int, classes: int, size: int,
-           names: list[str]) -> list[tuple]:
-    return [(str(root), seed, split, s, min(s + BLOCK, n), classes, size, names)
+           names: list[str], noise: float) -> list[tuple]:
+    return [(str(root), seed, split, s, min(s + BLOCK, n), classes, size, names, noise)
             for s in range(0, n, BLOCK)]
 
 
 def generate(kind: str, root: Path, *, n_train: int, n_test: int, classes: int, size: int,
-             seed: int = 0, workers: int = 2) -> int:
+             seed: int = 0, workers: int = 2, noise: float = 24.0) -> int:
     """Write the dataset under ``root``; returns the bytes written."""
     if min(n_train, n_test) < classes:
         raise SystemExit(f"--n-train {n_train} / --n-test {n_test} must be >= --classes "
@@ -134,7 +138,7 @@ def generate(kind: str, root: Path, *, n_train: int, n_test: int, classes: int, 
                                       shape=(n, size, size, 3)).flush()
             np.lib.format.open_memmap(root / f"{split}_labels.npy", mode="w+", dtype=np.int64,
                                       shape=(n,)).flush()
-        tasks += _tasks(root, seed, split, n, classes, size, names)
+        tasks += _tasks(root, seed, split, n, classes, size, names, noise)
     fn = _jpeg_block if kind == "imagenet" else _npy_block
     if workers <= 1:
         return sum(map(fn, tasks))
@@ -152,13 +156,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--size", type=int, help="image side in px")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--noise", type=float, default=24.0,
+                    help="pixel noise sigma (default 24: classes easy to learn; 255 at 16 px and "
+                         "1,000 classes: 53 %% nearest-template accuracy)")
     a = ap.parse_args(argv)
     n_train, n_test, classes, size = SHAPES[a.kind]
     n_train, n_test = a.n_train or n_train, a.n_test or n_test
     classes, size = a.classes or classes, a.size or size
     t0 = time.perf_counter()
     written = generate(a.kind, a.root, n_train=n_train, n_test=n_test, classes=classes,
-                       size=size, seed=a.seed, workers=a.workers)
+                       size=size, seed=a.seed, workers=a.workers, noise=a.noise)
     print(f"{a.kind}: {n_train} train / {n_test} test, {classes} classes, {size} px -> {a.root}"
           f" ({written / 2**20:.1f} MiB of image data, {time.perf_counter() - t0:.1f} s)",
           file=sys.stderr)
