@@ -4,17 +4,18 @@
     python benchmarks/array_probe.py OUT.json coreset.stages.pretrain [stage args...]
 
 Every ``INTERVAL`` seconds the thread looks at every numpy array and CPU torch tensor reachable
-from a live object or a running frame's locals and keeps the largest by the bytes it owns: a
+from a running frame's locals within ``DEPTH`` steps (through dicts, lists, tuples and objects'
+attributes) and keeps the largest by the bytes it owns: a
 numpy view counts its owning array; memory-mapped arrays (file-backed pages, np.load with
 mmap_mode) and arrays borrowing another object's buffer are not counted; a CPU tensor counts its
 storage. A sample is a snapshot, so a temporary that lives less than ``INTERVAL`` can be missed:
 the figure is the largest array seen live, a lower bound of the largest allocation. Cost: one
-``gc.get_objects()`` walk per sample (~0.1 s with torch imported).
+walk per sample, not of every object (``gc.get_objects()`` can break another thread: see
+``Sampler.sample``).
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import runpy
 import sys
@@ -24,6 +25,7 @@ import time
 import numpy as np
 
 INTERVAL = 2.0
+DEPTH = 4  # frame local -> object -> dict -> container -> array
 
 
 def _measure(obj: object) -> tuple[int, str] | None:
@@ -45,6 +47,21 @@ def _measure(obj: object) -> tuple[int, str] | None:
     return None
 
 
+def _children(obj: object) -> list:
+    kind = type(obj)
+    if kind in (int, float, str, bytes, bool) or issubclass(kind, np.ndarray):
+        return []
+    try:
+        if issubclass(kind, dict):
+            return list(obj.values())
+        if issubclass(kind, (list, tuple, set)):
+            return list(obj)
+        attrs = getattr(obj, "__dict__", None)  # an object's attributes (models, sources...)
+        return list(attrs.values()) if type(attrs) is dict else []
+    except Exception:  # a container changed while read, a proxy that raises: skip it
+        return []
+
+
 class Sampler(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True)
@@ -60,23 +77,24 @@ class Sampler(threading.Thread):
             self.best = found
 
     def sample(self) -> None:
+        """Walk from every running frame's locals into containers and objects' attributes,
+        ``DEPTH`` levels deep. Not ``gc.get_objects()``: the list it returns holds a reference
+        to every object, including a tuple that another thread is still building, and
+        ``tuple(generator)`` then fails with 'bad argument to internal function'."""
+        seen: set[int] = set()
+        todo = []
         for frame in list(sys._current_frames().values()):
             while frame is not None:
-                for value in list(frame.f_locals.values()):
-                    self._consider(value)
-                    self._inside(value)  # a dict of arrays only is not gc-tracked
+                todo += [(value, 0) for value in list(frame.f_locals.values())]
                 frame = frame.f_back
-        for obj in gc.get_objects():
-            self._consider(obj)  # tensors are gc-tracked, numpy arrays are not: look inside
-            self._inside(obj)
-
-    def _inside(self, obj: object) -> None:
-        if issubclass(type(obj), dict):
-            for value in list(obj.values()):
-                self._consider(value)
-        elif issubclass(type(obj), (list, tuple)):
-            for value in list(obj):
-                self._consider(value)
+        while todo:
+            obj, depth = todo.pop()
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            self._consider(obj)
+            if depth < DEPTH:
+                todo += [(child, depth + 1) for child in _children(obj)]
 
     def run(self) -> None:
         start = time.monotonic()
