@@ -77,19 +77,15 @@ def test_more_clusters_than_samples_is_refused_once_the_counts_are_known():
         config.check_sizes(p, 499, "data/raw/train_labels.npy")
 
 
-def test_dynamics_that_would_not_fit_are_refused_with_the_largest_epochs():
-    """seeds x epochs x N x 17 bytes: 10 seeds x 1000 epochs x 1.28 M ImageNet samples is
-    218 GB."""
+def test_dynamics_that_would_not_fit_are_refused():
+    """(10 + 1) seeds x 1000 epochs x 1.28 M ImageNet samples x 21 bytes is 275.6 GiB, + 4.8
+    GiB of logits: refused under the default host budget (tests/test_dynamics_memory.py)."""
     seeds = list(range(10))
     p = config.parse(edited({"pretrain.epochs": 1000, "pretrain.seeds": seeds}))
     with pytest.raises(config.ConfigError) as err:
-        config.check_sizes(p, 1_281_167, "data/raw/train_labels.npy")
-    most = int(64 * 2**30 / (10 * 1_281_167 * 17))
-    assert most == 315
-    assert str(err.value).startswith("params.yaml: pretrain.epochs = 1000 is not allowed: at "
-                                     f"most {most} with 10 pretrain seeds")
-    config.check_sizes(config.parse(edited({"pretrain.epochs": most, "pretrain.seeds": seeds})),
-                       1_281_167, "x")
+        config.check_sizes(p, 1_281_167, "data/raw/train_labels.npy", 1000)
+    assert str(err.value).startswith("params.yaml: data.host_memory_gb = 4.0 is not allowed: at "
+                                     "least 280.40 ")
 
 
 def test_one_vocabulary_for_params_and_selector_parameters():

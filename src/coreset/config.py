@@ -471,27 +471,53 @@ def check_runtime(p: Params, data_counts: tuple[np.ndarray, str] | None = None) 
 
         check_ratio(p.ratio, *data_counts)
         check_model_sizes(p, artifacts.meta().image_size, str(artifacts.RAW / "meta.json"))
-        check_sizes(p, int(np.sum(data_counts[0])), data_counts[1])
+        check_sizes(p, int(np.sum(data_counts[0])), data_counts[1], len(data_counts[0]))
 
 
-# correct (bool) + loss, margin, assigned-label probability, probability margin (float32)
-DYNAMICS_BYTES = 1 + 4 * 4
-MAX_DYNAMICS_GB = 64
+# What a stage's process holds besides what data.host_memory_gb budgets (the images it keeps
+# resident, pretrain's dynamics): the interpreter with torch and numpy imported (~0.9 GiB of
+# RSS), the model, one batch's activations and the allocator's slack. Every stage's peak RSS
+# stays within host_memory_gb + this (benchmarks/scale.py measures it,
+# tests/test_scale_pipeline.py checks corrupt, pretrain and embed).
+HOST_OVERHEAD_GIB = 1.25
+
+# bytes per epoch and sample of pretraining's dynamics: correct (bool) + loss, margin,
+# assigned-label probability, probability margin and TDDS's probability change (float32)
+DYNAMICS_BYTES = 1 + 5 * 4
+LOGIT_BYTES = 4  # the previous-epoch logits TDDS's change reads: N x C float32
 
 
-def check_sizes(p: Params, n: int, source: str) -> None:
-    """What needs the number of training samples ``n`` (read from ``source``): clusters of a
-    selected recipe, and the size of the per-epoch dynamics that pretraining keeps in memory
-    (seeds x epochs x n)."""
+def dynamics_bytes(n: int, classes: int, epochs: int, seeds: int) -> int:
+    """The most memory pretraining's dynamics take (training.loop._Dynamics, stages/pretrain):
+    N x C x 4 bytes of previous-epoch logits, plus (seeds + 1) x epochs x N x 21 bytes (the
+    arrays of the run being trained and those of the runs kept for data/dynamics.npz).
+    ImageNet-1k (N = 1,281,167, C = 1,000), one seed, 10 epochs: 5.12 GB + 0.54 GB."""
+    return n * classes * LOGIT_BYTES + (seeds + 1) * epochs * n * DYNAMICS_BYTES
+
+
+def check_sizes(p: Params, n: int, source: str, classes: int = 0) -> None:
+    """What needs the number of training samples ``n`` and classes (read from ``source``):
+    clusters of a selected recipe; embed's per-model outputs and the per-epoch dynamics that
+    pretraining keeps in memory (:func:`dynamics_bytes`), each of which must fit
+    ``data.host_memory_gb``."""
     for name in p.selectors:
         r = p.recipes[name]
         if r.params.get("n_clusters", 0) > n:
             raise _fail(f"recipes.{name}.params.n_clusters", r.params["n_clusters"],
                         f"at most the {n} training samples ({source}); 0 = automatic")
-    gb = len(p.pretrain.seeds) * p.pretrain.epochs * n * DYNAMICS_BYTES / 2**30
-    if gb > MAX_DYNAMICS_GB:
-        most = int(MAX_DYNAMICS_GB * 2**30 / (len(p.pretrain.seeds) * n * DYNAMICS_BYTES))
-        raise _fail("pretrain.epochs", p.pretrain.epochs,
-                    f"at most {most} with {len(p.pretrain.seeds)} pretrain seeds and {n} training "
-                    f"samples ({source}): the per-epoch dynamics would take {gb:.0f} GB "
-                    f"(limit {MAX_DYNAMICS_GB} GB)")
+    seeds, epochs = len(p.pretrain.seeds), p.pretrain.epochs
+    need = dynamics_bytes(n, classes, epochs, seeds)
+    if need > p.data.host_memory_gb * 2**30:
+        raise _fail("data.host_memory_gb", p.data.host_memory_gb,
+                    f"at least {need / 2**30:.2f} for pretraining's dynamics of {n} samples and "
+                    f"{classes} classes ({source}): {n} x {classes} x {LOGIT_BYTES} bytes of "
+                    f"previous-epoch logits + ({seeds} pretrain.seeds + 1) x {epochs} "
+                    f"pretrain.epochs x {n} x {DYNAMICS_BYTES} bytes; or lower pretrain.epochs "
+                    "or pretrain.seeds")
+    outputs = seeds * n * (classes + 2) * 4  # embed: softmax, loss, gradient norm per model
+    if outputs > p.data.host_memory_gb * 2**30:
+        raise _fail("data.host_memory_gb", p.data.host_memory_gb,
+                    f"at least {outputs / 2**30:.2f} for embed's outputs of {n} samples and "
+                    f"{classes} classes ({source}): {seeds} pretrain.seeds x {n} x ({classes} + 2)"
+                    " x 4 bytes (softmax, loss, gradient norm per model), besides the features; "
+                    "or fewer pretrain.seeds")

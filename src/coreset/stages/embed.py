@@ -3,6 +3,11 @@ features (first model), softmax outputs, per-sample loss and the closed-form las
 norm (||p - y|| * sqrt(1 + ||h||^2), no backprop). float32 on every device (training.predict):
 a selection does not depend on the device's precision.
 
+Memory: the outputs, M x N x (C + 2) x 4 bytes for M = len(pretrain.seeds) models + N x F x 4 of
+features, allocated once and filled batch by batch; the images stay resident only within what
+the outputs leave of ``data.host_memory_gb``, else they are streamed. The outputs themselves are
+not bounded by the budget: at ImageNet shape each model's softmax is 4.8 GiB.
+
 Usage: python -m coreset.stages.embed   (reads embed.*, pretrain.seeds in params.yaml)
 """
 
@@ -27,7 +32,6 @@ def main(p: Params, argv: list[str]) -> None:
     m = artifacts.meta()
     device = pick_device(p.device, p.cpu_threads)
     train = artifacts.training_set()
-    images = as_images(train["images"], device, p.data.loader, p.data.host_memory_gb)
     labels = torch.from_numpy(train["labels"]).to(device)
     norm = Normalizer(m.mean, m.std, device)
     n, models = len(train["labels"]), len(p.pretrain.seeds)
@@ -36,9 +40,13 @@ def main(p: Params, argv: list[str]) -> None:
     out = {"probs": np.empty((models, n, m.num_classes), np.float32),
            "loss": np.empty((models, n), np.float32),
            "grad_norm": np.empty((models, n), np.float32)}
-    features = None
+    features = images = None
     for k, seed in enumerate(p.pretrain.seeds):
         model = artifacts.load_model(artifacts.PRETRAIN / f"seed{seed}.pt", device)
+        if images is None:  # resident only within what the outputs leave of the host budget
+            held = sum(a.nbytes for a in out.values()) + n * model.classifier.in_features * 4
+            images = as_images(train["images"], device, p.data.loader,
+                               max(p.data.host_memory_gb - held / 2**30, 0.0))
         for start, logits, h in predict_batches(model, images, norm, p.embed.batch_size):
             rows = slice(start, start + len(logits))
             if features is None:  # Moderate and the geometry selectors use the first model's

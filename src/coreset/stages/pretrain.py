@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from coreset import artifacts
-from coreset.config import Params
+from coreset.config import Params, dynamics_bytes
 from coreset.io import atomic_dir, save_npz
 from coreset.stages._cli import no_args, run
 from coreset.training.fitting import train_model
@@ -31,20 +31,29 @@ def outputs(p: Params, argv: list[str]) -> list[Path]:
 
 
 def main(p: Params, argv: list[str]) -> None:
+    """Memory: the images (resident within what ``data.host_memory_gb`` leaves after the
+    dynamics, else streamed) + config.dynamics_bytes: N x C x 4 bytes of previous-epoch logits +
+    (S + 1) x E x N x 21 bytes of per-epoch arrays (the S seeds' arrays of data/dynamics.npz,
+    filled seed by seed, and the run being trained); config.check_sizes refuses params whose
+    dynamics exceed ``data.host_memory_gb`` before anything runs."""
     train = artifacts.training_set()
-    runs = []
+    n, seeds = len(train["labels"]), p.pretrain.seeds
+    reserve = dynamics_bytes(n, artifacts.meta().num_classes, p.pretrain.epochs, len(seeds))
+    out: dict[str, np.ndarray] = {}
     with atomic_dir(artifacts.PRETRAIN) as folder:
-        for seed in p.pretrain.seeds:
+        for i, seed in enumerate(seeds):
             model, name, result = train_model(
                 p, p.pretrain, train["images"], train["labels"], seed=seed,
                 desc=f"pretrain seed {seed}", curves=curves(seed),
-                record_dynamics=True,
+                record_dynamics=True, reserve_bytes=reserve,
             )
             artifacts.save_model(folder / f"seed{seed}.pt", model, name, artifacts.meta())
-            runs.append({"correct": result.correct, "loss": result.loss, **result.dynamics})
+            run = {"correct": result.correct, "loss": result.loss, **result.dynamics}
+            for key, arr in run.items():  # (S, E, N) filled in place: np.stack would copy all
+                out.setdefault(key, np.empty((len(seeds), *arr.shape), arr.dtype))[i] = arr
             print(f"pretrain seed {seed}: test accuracy {result.history[-1]['test_acc']:.4f}")
-    save_npz(artifacts.DYNAMICS, **{key: np.stack([r[key] for r in runs]) for key in runs[0]})
-
+            del result, run
+    save_npz(artifacts.DYNAMICS, **out)
 
 if __name__ == "__main__":
     run(main, outputs)

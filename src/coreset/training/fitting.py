@@ -18,12 +18,14 @@ from coreset.training.loop import FitResult, fit, resolve_augment
 def train_model(
     p: Params, tp: TrainParams, images: np.ndarray, labels: np.ndarray, *, seed: int, desc: str,
     curves=None, weights: np.ndarray | None = None, record_dynamics: bool = False,
-    indices: np.ndarray | None = None,
+    indices: np.ndarray | None = None, reserve_bytes: int = 0,
 ) -> tuple[torch.nn.Module, str, FitResult]:
     """Build the model named in ``tp`` and fit it on uint8 ``images`` (memory-mapped or not),
     only the rows ``indices`` when given (never copied whole: they are streamed when they do not
     fit the device, ``data.loader``); test on the clean split. ``weights`` follow ``indices``.
-    Per-epoch curves go to the CSV file ``curves`` when given."""
+    Per-epoch curves go to the CSV file ``curves`` when given. ``reserve_bytes`` of the host
+    budget ``data.host_memory_gb`` are kept for the caller (pretrain's dynamics): the images stay
+    resident on the CPU only when they fit the rest."""
     m = artifacts.meta()
     device = pick_device(p.device, p.cpu_threads)
     torch.manual_seed(seed)  # the initial weights depend on the seed only
@@ -31,9 +33,10 @@ def train_model(
     model = create(name, m.num_classes, m.channels, m.image_size).to(device)
     test_x, test_y = artifacts.raw_split("test", mmap=True)
     y = labels if indices is None else labels[indices]
+    host_gb = max(p.data.host_memory_gb - reserve_bytes / 2**30, 0.0)
 
     def source(x: np.ndarray, rows: np.ndarray | None = None):
-        return as_images(x, device, p.data.loader, p.data.host_memory_gb, rows)
+        return as_images(x, device, p.data.loader, host_gb, rows)
 
     def on_device(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(device)

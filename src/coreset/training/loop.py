@@ -205,7 +205,13 @@ class _Dynamics:
 
     TDDS's change over all classes is taken per batch, before a sample's logits are overwritten:
     the row still holds its previous epoch's logits, so the exact d_t costs O(B C) per batch and
-    no second N x C array."""
+    no second N x C array.
+
+    Memory: exactly the N x C float32 logits (on the device) + E x N x 21 bytes on the host
+    (correct 1 + loss, margin, prob, prob_margin, prob_change 4 each) + a few per-sample device
+    vectors; :meth:`end_epoch` reads the logits in chunks (:func:`record_rows`), so no N x C
+    host copy or float64 temporary exists (config.dynamics_bytes is the bound the params are
+    checked against)."""
 
     correct: np.ndarray
     loss: np.ndarray
@@ -242,13 +248,29 @@ class _Dynamics:
     def end_epoch(self, epoch: int) -> None:
         self.correct[epoch] = self.epoch_correct.cpu().numpy()
         self.loss[epoch] = self.epoch_loss.cpu().numpy()
-        for key, values in record(self.epoch_logits.cpu().numpy(), self.labels).items():
-            self.extra[key][epoch] = values
+        for start, values in record_rows(self.epoch_logits, self.labels):
+            for key, column in values.items():
+                self.extra[key][epoch, start : start + len(column)] = column
         self.extra[CHANGE[1]][epoch] = self.epoch_change.cpu().numpy()
 
     def into(self, result: FitResult, epochs: int) -> None:
         result.correct, result.loss = self.correct[:epochs], self.loss[:epochs]
         result.dynamics = {key: arr[:epochs] for key, arr in self.extra.items()}
+
+
+RECORD_ELEMENTS = 1 << 18  # logits per chunk of record_rows: its float64 temporaries stay ~8 MiB
+
+
+def record_rows(logits: torch.Tensor, labels: np.ndarray, elements: int = RECORD_ELEMENTS
+                ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """training.dynamics.record over the rows of N x C ``logits``, ``elements // C`` rows at a
+    time: (first row, record's arrays) per chunk. record() is per row, so the chunks equal the
+    whole-array result bitwise, while its float64 temporaries (several N x C arrays at once, ~30
+    GB at the ImageNet shape) shrink to a few ``elements`` x 8 bytes."""
+    rows = max(1, elements // max(1, logits.shape[1]))
+    for start in range(0, len(labels), rows):
+        yield start, record(logits[start : start + rows].cpu().numpy(),
+                            labels[start : start + rows])
 
 
 def prob_change(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
