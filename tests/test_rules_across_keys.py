@@ -78,14 +78,14 @@ def test_more_clusters_than_samples_is_refused_once_the_counts_are_known():
 
 
 def test_dynamics_that_would_not_fit_are_refused():
-    """(10 + 1) seeds x 1000 epochs x 1.28 M ImageNet samples x 21 bytes is 275.6 GiB, + 4.8
+    """(10 + 1) seeds x 1000 epochs x 1.28 M ImageNet samples x 25 bytes is 328.1 GiB, + 4.8
     GiB of logits: refused under the default host budget (tests/test_dynamics_memory.py)."""
     seeds = list(range(10))
     p = config.parse(edited({"pretrain.epochs": 1000, "pretrain.seeds": seeds}))
     with pytest.raises(config.ConfigError) as err:
         config.check_sizes(p, 1_281_167, "data/raw/train_labels.npy", 1000)
     assert str(err.value).startswith("params.yaml: data.host_memory_gb = 4.0 is not allowed: at "
-                                     "least 280.40 ")
+                                     "least 332.90 ")
 
 
 def test_one_vocabulary_for_params_and_selector_parameters():

@@ -483,16 +483,21 @@ HOST_OVERHEAD_GIB = 1.25
 
 # bytes per epoch and sample of pretraining's dynamics: correct (bool) + loss, margin,
 # assigned-label probability, probability margin and TDDS's probability change (float32)
-DYNAMICS_BYTES = 1 + 5 * 4
+DYNAMICS_BYTES = 1 + 6 * 4  # correct; loss, margin, prob, prob_margin, prob_change, eval_prob
 LOGIT_BYTES = 4  # the previous-epoch logits TDDS's change reads: N x C float32
 
 
 def dynamics_bytes(n: int, classes: int, epochs: int, seeds: int) -> int:
     """The most memory pretraining's dynamics take (training.loop._Dynamics, stages/pretrain):
-    N x C x 4 bytes of previous-epoch logits, plus (seeds + 1) x epochs x N x 21 bytes (the
+    N x C x 4 bytes of previous-epoch logits, plus (seeds + 1) x epochs x N x 25 bytes (the
     arrays of the run being trained and those of the runs kept for data/dynamics.npz).
-    ImageNet-1k (N = 1,281,167, C = 1,000), one seed, 10 epochs: 5.12 GB + 0.54 GB."""
+    ImageNet-1k (N = 1,281,167, C = 1,000), one seed, 10 epochs: 5.12 GB + 0.64 GB."""
     return n * classes * LOGIT_BYTES + (seeds + 1) * epochs * n * DYNAMICS_BYTES
+
+
+def _gib_up(size: int) -> str:
+    """``size`` bytes in GiB rounded UP to 2 decimals: the printed value itself is accepted."""
+    return f"{math.ceil(size / 2**30 * 100) / 100:.2f}"
 
 
 def check_sizes(p: Params, n: int, source: str, classes: int = 0) -> None:
@@ -509,7 +514,7 @@ def check_sizes(p: Params, n: int, source: str, classes: int = 0) -> None:
     need = dynamics_bytes(n, classes, epochs, seeds)
     if need > p.data.host_memory_gb * 2**30:
         raise _fail("data.host_memory_gb", p.data.host_memory_gb,
-                    f"at least {need / 2**30:.2f} for pretraining's dynamics of {n} samples and "
+                    f"at least {_gib_up(need)} for pretraining's dynamics of {n} samples and "
                     f"{classes} classes ({source}): {n} x {classes} x {LOGIT_BYTES} bytes of "
                     f"previous-epoch logits + ({seeds} pretrain.seeds + 1) x {epochs} "
                     f"pretrain.epochs x {n} x {DYNAMICS_BYTES} bytes; or lower pretrain.epochs "
@@ -517,7 +522,7 @@ def check_sizes(p: Params, n: int, source: str, classes: int = 0) -> None:
     outputs = seeds * n * (classes + 2) * 4  # embed: softmax, loss, gradient norm per model
     if outputs > p.data.host_memory_gb * 2**30:
         raise _fail("data.host_memory_gb", p.data.host_memory_gb,
-                    f"at least {outputs / 2**30:.2f} for embed's outputs of {n} samples and "
+                    f"at least {_gib_up(outputs)} for embed's outputs of {n} samples and "
                     f"{classes} classes ({source}): {seeds} pretrain.seeds x {n} x ({classes} + 2)"
                     " x 4 bytes (softmax, loss, gradient norm per model), besides the features; "
                     "or fewer pretrain.seeds")

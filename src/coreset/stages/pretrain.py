@@ -33,7 +33,7 @@ def outputs(p: Params, argv: list[str]) -> list[Path]:
 def main(p: Params, argv: list[str]) -> None:
     """Memory: the images (resident within what ``data.host_memory_gb`` leaves after the
     dynamics, else streamed) + config.dynamics_bytes: N x C x 4 bytes of previous-epoch logits +
-    (S + 1) x E x N x 21 bytes of per-epoch arrays (the S seeds' arrays of data/dynamics.npz,
+    (S + 1) x E x N x 25 bytes of per-epoch arrays (the S seeds' arrays of data/dynamics.npz,
     filled seed by seed, and the run being trained); config.check_sizes refuses params whose
     dynamics exceed ``data.host_memory_gb`` before anything runs."""
     train = artifacts.training_set()

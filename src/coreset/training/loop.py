@@ -207,7 +207,7 @@ class _Dynamics:
     the row still holds its previous epoch's logits, so the exact d_t costs O(B C) per batch and
     no second N x C array.
 
-    Memory: exactly the N x C float32 logits (on the device) + E x N x 21 bytes on the host
+    Memory: exactly the N x C float32 logits (on the device) + E x N x 25 bytes on the host
     (correct 1 + loss, margin, prob, prob_margin, prob_change 4 each) + a few per-sample device
     vectors; :meth:`end_epoch` reads the logits in chunks (:func:`record_rows`), so no N x C
     host copy or float64 temporary exists (config.dynamics_bytes is the bound the params are
