@@ -151,3 +151,45 @@ def test_npy_folder_errors_name_the_file(tmp_path, override, message):
 
 def test_new_dataset_names_are_allowed():
     assert {"tinyimagenet", "qmnist", "npy"} <= set(datasets.NAMES)
+
+
+class _Counted:
+    """An iterator of 0..n-1 that counts how many items were taken from it."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.taken = n, 0
+
+    def __iter__(self):
+        return self
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __next__(self) -> int:
+        if self.taken == self.n:
+            raise StopIteration
+        self.taken += 1
+        return self.taken - 1
+
+
+def test_the_decode_pool_keeps_a_bounded_number_of_chunks_in_flight():
+    """Pool.imap took every chunk at once and let finished ones pile up in the parent while the
+    writer lagged (4 GB and growing on the ImageNet-shaped tree): at most IN_FLIGHT_PER_WORKER x
+    workers chunks may be ahead of the consumer, and the results stay in order."""
+    from coreset.data import image_trees
+
+    source = _Counted(40)
+    results = image_trees._pool_map(abs, source, workers=2)
+    window = getattr(image_trees, "IN_FLIGHT_PER_WORKER", 4) * 2
+    got = []
+    for value in results:
+        got.append(value)
+        assert source.taken <= len(got) + window, (source.taken, len(got))
+    assert got == list(range(40))
+
+
+def test_the_decode_pool_raises_a_workers_error_in_order():
+    from coreset.data import image_trees
+
+    with pytest.raises(TypeError):
+        list(image_trees._pool_map(abs, [1, 2, "x", 4], workers=2))
