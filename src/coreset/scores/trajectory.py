@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from coreset.scores.context import ScoringContext
+from coreset.scores.context import ScoringContext, row_blocks
 from coreset.scores.dynamics import require
 from coreset.scores.params import Choice, Float, Int
 from coreset.scores.registry import register
@@ -23,15 +23,14 @@ from coreset.scores.registry import register
 SAMPLE_BLOCK = 8192
 
 
-def per_sample(fn: Callable[..., np.ndarray], *arrays: np.ndarray,
-               block: int | None = None) -> np.ndarray:
-    """(N,) float64: ``fn`` applied to blocks of the last axis (samples) of every array, each
-    block cast to float64 there (never the whole (S, E, N) array). ``fn`` must treat samples
-    independently; then any block size gives the same bits (tests/test_selectors_dynamics.py)."""
-    n, block = arrays[0].shape[-1], block or SAMPLE_BLOCK
+def per_sample(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
+    """(N,) float64: ``fn`` applied to blocks of ``SAMPLE_BLOCK`` samples (the last axis) of
+    every array (``context.row_blocks``, the blocks of the row-wise scores), each block cast to
+    float64 there (never the whole (S, E, N) array). ``fn`` must treat samples independently;
+    then any block size gives the same bits (tests/test_trajectory_blocks.py)."""
+    n = arrays[0].shape[-1]
     out = np.empty(n, dtype=np.float64)
-    for start in range(0, n, block):
-        cols = slice(start, start + block)
+    for cols in row_blocks(n, row_bytes=1, block_bytes=SAMPLE_BLOCK):
         out[cols] = fn(*(np.asarray(a[..., cols], dtype=np.float64) for a in arrays))
     return out
 
