@@ -30,8 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from coreset.config import TrainParams
 from coreset.models import create
+from coreset.params import TrainParams
 from coreset.training.device import Normalizer, pick_device
 from coreset.training.loop import fit
 

@@ -2,9 +2,11 @@
 a non-zero exit, and no output written."""
 
 import copy
+import dataclasses
 import os
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +58,34 @@ def test_config_mirrors_params_yaml_one_to_one():
             assert node == (tuple(value) if isinstance(value, list) else value), key
     assert p.corrupt.adversarial.rate == DEFAULT["corrupt"]["adversarial"]["rate"]
     assert p.pretrain.seeds == tuple(DEFAULT["pretrain"]["seeds"])
+
+
+def _sections(cls: type):
+    """``cls`` and every dataclass reachable from its fields (the sections of params.yaml)."""
+    yield cls
+    for f in dataclasses.fields(cls):
+        hint = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(hint):
+            yield from _sections(hint)
+
+
+def test_every_field_of_the_params_types_has_exactly_one_rule():
+    """A field added to coreset/params.py without its rule in config.RULES (or a rule left for a
+    removed field) fails here, naming the step to take."""
+    from coreset import config, params
+
+    sections = set(_sections(params.Params))
+    assert all(isinstance(c, type) and c.__module__ == "coreset.params" for c in config.RULES)
+    assert set(config.RULES) - sections == set(), "RULES has a section that params.Params lacks"
+    for cls in sections:
+        names = {f.name for f in dataclasses.fields(cls)}
+        have = set(config.rules(cls))
+        assert not names - have, (f"add the rule of {cls.__name__}.{sorted(names - have)} to "
+                                  "config.RULES")
+        assert not have - names, f"config.RULES[{cls.__name__}] has no field {sorted(have - names)}"
+        own = set(config.RULES.get(cls, {}))
+        inherited = {n for b in cls.__mro__[1:] for n in config.RULES.get(b, {})}
+        assert not own & inherited, f"{cls.__name__}: a rule given twice {sorted(own & inherited)}"
 
 
 def test_allowlists_come_from_the_implementing_modules():

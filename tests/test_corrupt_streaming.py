@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from coreset.config import Adversarial, Corrupt, Images, LabelNoise
 from coreset.data.adversarial import attack
 from coreset.data.corruptions import corrupt_images, corrupt_into
 from coreset.data.label_noise import flip_labels
 from coreset.data.perturb import perturb_into
 from coreset.data.sampling import count
+from coreset.params import Adversarial, Corrupt, Images, LabelNoise
 
 TYPES = ("gaussian_noise", "occlusion", "resolution", "fog", "motion_blur")
 
@@ -140,7 +140,7 @@ _PEAK = textwrap.dedent("""
     from pathlib import Path
     import numpy as np
     import coreset.data.corruptions as corruptions
-    from coreset.config import Adversarial, Corrupt, Images, LabelNoise
+    from coreset.params import Adversarial, Corrupt, Images, LabelNoise
     from coreset.data.perturb import perturb_into
 
     def status(key):  # kB -> bytes; VmHWM is this process's own peak RSS

@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from coreset.config import CoresetTrainParams, TrainParams
 from coreset.data import datasets
 from coreset.models import create
+from coreset.params import CoresetTrainParams, TrainParams
 from coreset.training.dynamic import budget
 from coreset.training.loop import (
     Clock,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from coreset.config import TrainParams
 from coreset.data.stream import DeviceImages, StreamedImages, as_images
 from coreset.models import create
+from coreset.params import TrainParams
 from coreset.training.device import Normalizer
 from coreset.training.loop import fit, predict
 

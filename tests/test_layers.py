@@ -1,12 +1,12 @@
 """The package's layers, read from the imports of its modules (ast, nothing is run).
 
-    shared vocabulary (io, registry, rules, safe_yaml, config)  <  data, models, artifacts
-    <  training  <  scores  <  stages, experiments  <  cli, check
+    shared vocabulary (io, registry, rules, safe_yaml, params)  <  data, models, artifacts
+    <  training  <  scores  <  config  <  stages, experiments  <  cli, check
 
 A module imports only from its own layer or below; the only circle is the registration one (a
-registry discovers the modules that register into it). ``config`` validates the whole file, so it
-reads the allowlists of the wings (names and rules only, never their code paths): those imports
-are listed here one by one.
+registry discovers the modules that register into it). ``params`` (the typed shape of
+params.yaml) is at the bottom, so the wings take the types they read from it; ``config``, which
+validates the file against the allowlists of the wings, sits above them.
 """
 
 from __future__ import annotations
@@ -17,16 +17,9 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "coreset"
-LAYER = {"io": 0, "registry": 0, "rules": 0, "safe_yaml": 0, "config": 0, "artifacts": 1,
-         "data": 1, "models": 1,
-         "training": 2, "scores": 3, "stages": 4, "experiments": 4, "cli": 5, "check": 5,
-         "__main__": 5, "__init__": 0}
-# config.py reads allowlists and rules of the wings to validate params.yaml in one pass
-# (exactly these: test_the_validation_exceptions_are_exactly_what_config_imports)
-VALIDATION = {"coreset.artifacts", "coreset.data.datasets", "coreset.data.label_noise",
-              "coreset.data.names", "coreset.models", "coreset.scores.registry",
-              "coreset.scores.selection", "coreset.scores.samplers", "coreset.training.dynamic",
-              "coreset.training.options"}
+LAYER = {"io": 0, "registry": 0, "rules": 0, "safe_yaml": 0, "params": 0, "artifacts": 1,
+         "data": 1, "models": 1, "training": 2, "scores": 3, "config": 4,
+         "stages": 5, "experiments": 5, "cli": 6, "check": 6, "__main__": 6, "__init__": 0}
 
 
 def _part(module: str) -> str:
@@ -53,20 +46,15 @@ def test_no_import_runs_against_the_layers(path):
     rel = path.relative_to(PKG).with_suffix("")
     here = rel.parts[0]
     for module in _imports(path):
-        if str(rel) == "config" and module in VALIDATION:
-            continue
         there = _part(module)
         assert here in LAYER and there in LAYER, f"{rel}: give {here!r} / {there!r} a layer"
         assert LAYER[there] <= LAYER[here] or (here, there) == ("models", "data"), (
             f"{rel} (layer {LAYER[here]}) imports {module} (layer {LAYER[there]})")
 
 
-def test_the_validation_exceptions_are_exactly_what_config_imports():
-    """A stale entry would excuse a future arrow against the layers that nobody reviewed."""
-    above = {m for m in _imports(PKG / "config.py") if LAYER[_part(m)] > LAYER["config"]}
-    assert above == VALIDATION, (f"config.py imports {sorted(above - VALIDATION)} not listed in "
-                                 f"VALIDATION; listed but not imported: "
-                                 f"{sorted(VALIDATION - above)}")
+def test_the_params_types_import_nothing_from_the_package():
+    """The wings take their types from params.py: it must stay the bottom of every import."""
+    assert _imports(PKG / "params.py") == set()
 
 
 def test_the_import_reader_sees_every_form(tmp_path):

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from coreset.config import TrainParams
 from coreset.data.stream import DeviceImages, StreamedImages, as_images
 from coreset.models.nets import Classifier
+from coreset.params import TrainParams
 from coreset.training.device import Normalizer
 from coreset.training.loop import fit
 
@@ -79,7 +79,7 @@ _PEAK = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     import numpy as np, torch
-    from coreset.config import TrainParams
+    from coreset.params import TrainParams
     from coreset.data.stream import as_images
     from coreset.models.nets import Classifier
     from coreset.training.device import Normalizer

@@ -1,5 +1,5 @@
-"""params.yaml -> validated, typed config whose attribute names mirror the file one to one
-(``corrupt.adversarial.rate`` is ``p.corrupt.adversarial.rate``).
+"""params.yaml -> the validated, typed :class:`coreset.params.Params` (attribute names mirror the
+file one to one: ``corrupt.adversarial.rate`` is ``p.corrupt.adversarial.rate``).
 
 Every stage validates the WHOLE file before it does anything (stages/_cli.py), so a bad value
 fails at whichever stage DVC runs first, in seconds, with one line naming the key, the value and
@@ -16,6 +16,8 @@ what is allowed (ConfigError). What is checked:
 
 The allowlists come from the modules that implement each concept (datasets, models, corruptions,
 attacks, label-noise modes, training options, selector windows), all importable without torch.
+That is why this module sits above the wings (tests/test_layers.py) while the dataclasses it
+builds sit at the bottom (coreset/params.py): the wings read the types, never the validator.
 """
 
 from __future__ import annotations
@@ -23,21 +25,35 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from coreset import safe_yaml
+from coreset import artifacts, safe_yaml
 from coreset.data.datasets import NAMES as DATASETS
 from coreset.data.label_noise import MODES as NOISE_MODES
 from coreset.data.names import ATTACKS, CORRUPTIONS, LOADERS
 from coreset.models import AUTO as AUTO_MODEL
 from coreset.models import MODELS, min_size
+from coreset.params import (
+    Adversarial,
+    CoresetTrainParams,
+    Corrupt,
+    Data,
+    Embed,
+    Images,
+    LabelNoise,
+    Params,
+    PretrainParams,
+    Recipe,
+    TrainParams,
+)
 from coreset.rules import Bool, Choice, Float, Int, Items, RuleError, Text
-from coreset.scores.registry import WINDOWS
+from coreset.scores.registry import WINDOWS, ParamError, load_all, validate_params
 from coreset.scores.samplers import window_params
+from coreset.scores.selection import class_budgets
 from coreset.training.dynamic import BUDGETS, DYNAMIC
 from coreset.training.options import AUGMENTS, REPORTS, SCHEDULES
 
@@ -65,11 +81,6 @@ MAX_ATTACK_STEPS = 1000  # PGD: 10 steps
 MAX_SEEDS = 100  # training seeds of a table, pretraining seeds of the score models
 
 
-def _check(check: Any) -> dict[str, Any]:
-    """A field's metadata: the rule that validates its value in params.yaml."""
-    return {"check": check}
-
-
 def _section(cls: type) -> Any:
     return lambda key, v: build(cls, v, key)
 
@@ -87,127 +98,6 @@ PATH = Text()
 BATCH = Int(1, MAX_BATCH)
 
 
-# --- the sections of params.yaml, one dataclass each ---------------------------------------------
-
-@dataclass(frozen=True)
-class Data:
-    dataset: str = field(metadata=_check(Choice(DATASETS)))
-    root: str = field(metadata=_check(PATH))
-    # digits' stratified split needs every class on both sides of it
-    test_fraction: float = field(metadata=_check(Float(0.01, 0.9)))
-    split_seed: int = field(metadata=_check(SEED))
-    image_size: int = field(metadata=_check(Int(8, MAX_IMAGE_SIZE)))
-    loader: str = field(metadata=_check(Choice(LOADERS)))
-    host_memory_gb: float = field(metadata=_check(Float(0.0, 1e6, open_low=True)))
-
-
-@dataclass(frozen=True)
-class LabelNoise:
-    rate: float = field(metadata=_check(RATE))
-    mode: str = field(metadata=_check(Choice(NOISE_MODES)))
-
-
-@dataclass(frozen=True)
-class Images:
-    rate: float = field(metadata=_check(RATE))
-    types: tuple[str, ...] = field(metadata=_check(CORRUPTION_TYPES))
-    severity: int = field(metadata=_check(Int(1, 5)))
-
-
-@dataclass(frozen=True)
-class Adversarial:
-    rate: float = field(metadata=_check(RATE))
-    method: str = field(metadata=_check(Choice(ATTACKS)))
-    eps: float = field(metadata=_check(Float(0.0, 1.0, open_low=True)))
-    alpha: float = field(metadata=_check(Float(0.0, 1.0, open_low=True)))
-    steps: int = field(metadata=_check(Int(1, MAX_ATTACK_STEPS)))
-
-
-@dataclass(frozen=True)
-class Corrupt:
-    seed: int = field(metadata=_check(SEED))
-    label_noise: LabelNoise = field(metadata=_check(_section(LabelNoise)))
-    images: Images = field(metadata=_check(_section(Images)))
-    adversarial: Adversarial = field(metadata=_check(_section(Adversarial)))
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    """A training run's recipe: the `attacker` and `train` sections (`pretrain` adds `seeds`)."""
-
-    model: str = field(metadata=_check(Choice((AUTO_MODEL, *MODELS))))
-    epochs: int = field(metadata=_check(Int(1, MAX_EPOCHS)))
-    batch_size: int = field(metadata=_check(BATCH))
-    lr: float = field(metadata=_check(Float(0.0, 10.0, open_low=True)))
-    momentum: float = field(metadata=_check(Float(0.0, 1.0, open_high=True)))
-    weight_decay: float = field(metadata=_check(Float(0.0, 1.0)))
-    nesterov: bool = field(metadata=_check(BOOL))
-    schedule: str = field(metadata=_check(Choice(SCHEDULES)))
-    milestones: tuple[int, ...] = field(metadata=_check(MILESTONES))
-    gamma: float = field(metadata=_check(Float(0.0, 1.0, open_low=True)))
-    step_size: int = field(metadata=_check(Int(1, MAX_EPOCHS)))
-    augment: str = field(metadata=_check(Choice(AUGMENTS)))
-    report: str = field(metadata=_check(Choice(REPORTS)))
-    compile: bool = field(default=False, metadata=_check(BOOL))  # torch.compile the model (CUDA)
-
-
-@dataclass(frozen=True, kw_only=True)
-class PretrainParams(TrainParams):
-    seeds: tuple[int, ...] = field(metadata=_check(SEEDS))
-
-
-@dataclass(frozen=True, kw_only=True)
-class CoresetTrainParams(TrainParams):
-    """The `train` section: a TrainParams plus the protocol of the coreset runs (training.dynamic):
-    the budget (epochs over the subset, or a fixed number of SGD steps) and the selection during
-    training. Pretraining and the attacker always train for `epochs` over their full data."""
-
-    budget: str = field(metadata=_check(Choice(BUDGETS)))
-    steps: int = field(metadata=_check(Int(0, MAX_STEPS)))  # >= 1 when budget is steps (see parse)
-    dynamic: str = field(metadata=_check(Choice(DYNAMIC)))
-    dynamic_ratio: float = field(metadata=_check(Float(0.0, 1.0, open_low=True)))
-    infobatch_prune: float = field(metadata=_check(Float(0.0, 1.0, open_high=True)))
-    infobatch_anneal: float = field(metadata=_check(Float(0.0, 1.0)))
-
-    def protocol(self) -> dict[str, Any]:
-        """What every result records about how it was trained (and training.dynamic.protocol_line
-        states in a caption): the budget and its length, batch, reported epoch, dynamic method."""
-        out = {"budget": self.budget, "epochs": self.epochs, "steps": self.steps,
-               "batch_size": self.batch_size, "report": self.report, "dynamic": self.dynamic}
-        if self.dynamic == "rs2":
-            out["dynamic_ratio"] = self.dynamic_ratio
-        if self.dynamic == "infobatch":
-            out |= {"infobatch_prune": self.infobatch_prune,
-                    "infobatch_anneal": self.infobatch_anneal}
-        return out
-
-
-@dataclass(frozen=True)
-class Embed:
-    batch_size: int = field(metadata=_check(BATCH))
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """One selector configuration: a registered method, its parameters (the method's defaults
-    filled in), and the window and balance that `select` applies to its score."""
-
-    name: str
-    method: str
-    window: str
-    balance: bool
-    params: dict[str, Any]
-    # the sampler windows' parameters (strata, beta: coreset.scores.samplers), defaults filled in
-    window_params: dict[str, Any] = field(default_factory=dict)
-
-    def variant(self) -> dict[str, Any]:
-        """Exactly what selects: method, every parameter (defaults filled in by the code that
-        runs), window, window parameters and balance; the recipe's name is not part of it.
-        Answers per cell which AUM (``space``), which end (``window``), which D2 score."""
-        return {"method": self.method, "params": dict(self.params), "window": self.window,
-                "window_params": dict(self.window_params), "balance": self.balance}
-
-
 def _recipes(key: str, section: Any) -> dict[str, Recipe]:
     if not isinstance(section, dict) or not section:
         raise _fail(key, section, "a mapping of recipe name -> {method, window, balance, params}")
@@ -215,8 +105,6 @@ def _recipes(key: str, section: Any) -> dict[str, Recipe]:
 
 
 def _recipe(key: str, name: Any, node: Any) -> Recipe:
-    from coreset.scores.registry import ParamError, load_all, validate_params
-
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name) \
             or name in RESERVED_RECIPES:
         raise _fail(key, name, "a recipe name of letters, digits, _ and - (not 'full')")
@@ -253,23 +141,81 @@ def _device(key: str, v: Any) -> str:
     return v
 
 
-@dataclass(frozen=True)
-class Params:
-    seed: int = field(metadata=_check(SEED))
-    ratio: float = field(metadata=_check(Float(0.0, 1.0, open_low=True)))
-    selectors: tuple[str, ...] = field(metadata=_check(RECIPE_NAMES))  # defined? see parse
-    seeds: tuple[int, ...] = field(metadata=_check(SEEDS))
-    device: str = field(metadata=_check(_device))
-    cpu_threads: int = field(metadata=_check(Int(0, MAX_THREADS)))
-    data: Data = field(metadata=_check(_section(Data)))
-    corrupt: Corrupt = field(metadata=_check(_section(Corrupt)))
-    pretrain: PretrainParams = field(metadata=_check(_section(PretrainParams)))
-    attacker: TrainParams = field(metadata=_check(_section(TrainParams)))
-    embed: Embed = field(metadata=_check(_section(Embed)))
-    train: CoresetTrainParams = field(metadata=_check(_section(CoresetTrainParams)))
-    recipes: dict[str, Recipe] = field(metadata=_check(_recipes))
+# --- the schema: one rule per field of coreset.params' dataclasses -------------------------------
+# A subclass's rules are its base's plus its own (PretrainParams = TrainParams + seeds);
+# tests/test_config.py checks both ways that every field has exactly one rule.
+RULES: dict[type, dict[str, Any]] = {
+    Data: {
+        "dataset": Choice(DATASETS),
+        "root": PATH,
+        # digits' stratified split needs every class on both sides of it
+        "test_fraction": Float(0.01, 0.9),
+        "split_seed": SEED,
+        "image_size": Int(8, MAX_IMAGE_SIZE),
+        "loader": Choice(LOADERS),
+        "host_memory_gb": Float(0.0, 1e6, open_low=True),
+    },
+    LabelNoise: {"rate": RATE, "mode": Choice(NOISE_MODES)},
+    Images: {"rate": RATE, "types": CORRUPTION_TYPES, "severity": Int(1, 5)},
+    Adversarial: {
+        "rate": RATE,
+        "method": Choice(ATTACKS),
+        "eps": Float(0.0, 1.0, open_low=True),
+        "alpha": Float(0.0, 1.0, open_low=True),
+        "steps": Int(1, MAX_ATTACK_STEPS),
+    },
+    Corrupt: {"seed": SEED, "label_noise": _section(LabelNoise), "images": _section(Images),
+              "adversarial": _section(Adversarial)},
+    TrainParams: {
+        "model": Choice((AUTO_MODEL, *MODELS)),
+        "epochs": Int(1, MAX_EPOCHS),
+        "batch_size": BATCH,
+        "lr": Float(0.0, 10.0, open_low=True),
+        "momentum": Float(0.0, 1.0, open_high=True),
+        "weight_decay": Float(0.0, 1.0),
+        "nesterov": BOOL,
+        "schedule": Choice(SCHEDULES),
+        "milestones": MILESTONES,
+        "gamma": Float(0.0, 1.0, open_low=True),
+        "step_size": Int(1, MAX_EPOCHS),
+        "augment": Choice(AUGMENTS),
+        "report": Choice(REPORTS),
+        "compile": BOOL,
+    },
+    PretrainParams: {"seeds": SEEDS},
+    CoresetTrainParams: {
+        "budget": Choice(BUDGETS),
+        "steps": Int(0, MAX_STEPS),  # >= 1 when budget is steps (see parse)
+        "dynamic": Choice(DYNAMIC),
+        "dynamic_ratio": Float(0.0, 1.0, open_low=True),
+        "infobatch_prune": Float(0.0, 1.0, open_high=True),
+        "infobatch_anneal": Float(0.0, 1.0),
+    },
+    Embed: {"batch_size": BATCH},
+    Params: {
+        "seed": SEED,
+        "ratio": Float(0.0, 1.0, open_low=True),
+        "selectors": RECIPE_NAMES,  # defined? see parse
+        "seeds": SEEDS,
+        "device": _device,
+        "cpu_threads": Int(0, MAX_THREADS),
+        "data": _section(Data),
+        "corrupt": _section(Corrupt),
+        "pretrain": _section(PretrainParams),
+        "attacker": _section(TrainParams),
+        "embed": _section(Embed),
+        "train": _section(CoresetTrainParams),
+        "recipes": _recipes,
+    },
+}
 
 
+def rules(cls: type) -> dict[str, Any]:
+    """The rule of every field of ``cls``: its own and its bases' entries in RULES."""
+    out: dict[str, Any] = {}
+    for base in reversed(cls.__mro__):
+        out |= RULES.get(base, {})
+    return out
 
 
 # --- the generic walk: sections, unknown keys, non-finite numbers --------------------------------
@@ -304,6 +250,7 @@ def build(cls: type, node: Any, key: str = "") -> Any:
         raise _fail(what, node, f"a mapping with keys {', '.join(f.name for f in fields(cls))}")
     _known_keys(key, node, [f.name for f in fields(cls)])
     values = {}
+    checks = rules(cls)
     for f in fields(cls):
         sub = f"{key}.{f.name}" if key else f.name
         if f.name not in node:
@@ -311,7 +258,7 @@ def build(cls: type, node: Any, key: str = "") -> Any:
                 raise ConfigError(f"params.yaml: {sub} is missing (default: {f.default!r})")
             raise ConfigError(f"params.yaml: {sub} is missing")
         try:
-            values[f.name] = f.metadata["check"](sub, node[f.name])
+            values[f.name] = checks[f.name](sub, node[f.name])
         except RuleError as err:
             raise ConfigError(f"params.yaml: {err}") from None
     return cls(**values)
@@ -438,8 +385,6 @@ def check_ratio(ratio: float, counts: np.ndarray, source: str) -> None:
     """Every class keeps at least one sample: the per-class budgets of ``selection`` (which a
     balanced recipe takes exactly, and which a global one matches in total) are all >= 1.
     ``counts`` are the training samples per class, read from ``source``."""
-    from coreset.scores.selection import class_budgets
-
     counts = np.asarray(counts, dtype=np.int64)
     if len(counts) < 2 or counts.min() < 1:
         raise ConfigError(f"{source}: class counts {counts.tolist()} are not allowed: a training "
@@ -467,8 +412,6 @@ def check_runtime(p: Params, data_counts: tuple[np.ndarray, str] | None = None) 
     """The machine-dependent and data-dependent checks (see the module docstring)."""
     check_device(p.device)
     if data_counts is not None:
-        from coreset import artifacts
-
         check_ratio(p.ratio, *data_counts)
         check_model_sizes(p, artifacts.meta().image_size, str(artifacts.RAW / "meta.json"))
         check_sizes(p, int(np.sum(data_counts[0])), data_counts[1], len(data_counts[0]))

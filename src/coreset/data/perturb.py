@@ -28,9 +28,9 @@ from collections.abc import Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from coreset.config import Corrupt
 from coreset.data.sampling import count as budget
 from coreset.data.stream import RowReader
+from coreset.params import Corrupt
 
 CHUNK_BYTES = 64 << 20  # images per copy / attack chunk: 64 MiB worth
 

@@ -8,7 +8,7 @@ record of the run log (wall time, device name, host). A run that DVC restored fr
 are empty and ``run_record`` says ``missing``.
 
 ``variant`` is the exact selector variant of the cell's recipe, as its select stage wrote it
-(``data/variants/<recipe>.json``, config.Recipe.variant: method, every parameter with the
+(``data/variants/<recipe>.json``, params.Recipe.variant: method, every parameter with the
 defaults of the code that ran, window, window parameters, balance) in canonical JSON; ``full``
 for the full-data row, ``unrecorded`` for a selection made before variants were written.
 """

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from coreset import artifacts
-from coreset.config import Params
 from coreset.io import load_npy, load_npz
+from coreset.params import Params
 from coreset.scores.context import ModelAccess, ScoringContext
 from coreset.training.dynamics import ALL_FIELDS
 

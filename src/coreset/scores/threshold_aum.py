@@ -72,9 +72,9 @@ def _train_margins(ctx: ScoringContext, observed: np.ndarray, seed: int, *, mode
     import torch
 
     from coreset import artifacts
-    from coreset.config import TrainParams
     from coreset.data.stream import as_images
     from coreset.models import create, resolve
+    from coreset.params import TrainParams
     from coreset.training.device import Normalizer
     from coreset.training.loop import fit, resolve_augment
 

@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from coreset import artifacts
-from coreset.config import ConfigError, Params, Recipe, check_runtime, load
+from coreset.config import ConfigError, check_runtime, load
 from coreset.io import DamagedFile, LauncherGone, pin_launcher, remove_stale_temps
+from coreset.params import Params, Recipe
 
 PARAMS = "params.yaml"
 USER_ERROR = 2

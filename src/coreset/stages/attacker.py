@@ -10,7 +10,7 @@ Usage: python -m coreset.stages.attacker
 from __future__ import annotations
 
 from coreset import artifacts
-from coreset.config import Params
+from coreset.params import Params
 from coreset.stages._cli import no_args, run
 from coreset.training.fitting import train_model
 

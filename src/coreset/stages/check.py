@@ -20,8 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from coreset import artifacts
-from coreset.config import Params
 from coreset.io import save_text
+from coreset.params import Params
 from coreset.stages._cli import no_args, run
 
 MARKER = Path("data/params.ok")

@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 from coreset import artifacts
-from coreset.config import Params
 from coreset.data.perturb import Attack, perturb_into
 from coreset.data.sampling import count as budget
 from coreset.io import atomic_dir, atomic_path, save_json
+from coreset.params import Params
 from coreset.stages._cli import no_args, run
 
 EXAMPLES = "plots/corruptions.png"

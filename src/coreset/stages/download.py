@@ -13,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from coreset import artifacts
-from coreset.config import Params, check_ratio
+from coreset.config import check_ratio
 from coreset.data import datasets
 from coreset.data.image_trees import default_workers
+from coreset.params import Params
 from coreset.stages._cli import StageError, no_args, run
 
 outputs = no_args(artifacts.RAW)

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from coreset import artifacts
-from coreset.config import Params
 from coreset.data.stream import as_images
 from coreset.io import save_npz
+from coreset.params import Params
 from coreset.stages._cli import no_args, run
 from coreset.training.device import Normalizer, pick_device
 from coreset.training.loop import predict_batches

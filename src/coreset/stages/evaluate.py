@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from coreset import artifacts
-from coreset.config import Params
 from coreset.io import load_json, load_npz, save_json, save_text
+from coreset.params import Params
 from coreset.stages._cli import no_args, run
 from coreset.training.dynamic import protocol_line
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from coreset import artifacts
-from coreset.config import Params, dynamics_bytes
+from coreset.config import dynamics_bytes
 from coreset.io import atomic_dir, save_npz
+from coreset.params import Params
 from coreset.stages._cli import no_args, run
 from coreset.training.fitting import train_model
 

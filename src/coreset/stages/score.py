@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from coreset import artifacts
-from coreset.config import Params
 from coreset.io import save_npz
+from coreset.params import Params
 from coreset.scores.inputs import build_context, selection_rng
 from coreset.scores.registry import get
 from coreset.stages._cli import StageError, recipe_arg, run

@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from coreset import artifacts
-from coreset.config import Params, check_ratio
+from coreset.config import check_ratio
 from coreset.io import load_npy, load_npz, save_json, save_npz
+from coreset.params import Params
 from coreset.scores.inputs import build_context, selection_rng
 from coreset.scores.registry import get
 from coreset.scores.samplers import mean_probability

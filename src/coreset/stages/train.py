@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from coreset import artifacts
-from coreset.config import Params
 from coreset.io import load_npz, save_json
+from coreset.params import Params
 from coreset.stages._cli import StageError, run
 from coreset.training import manifest
 from coreset.training.fitting import train_model

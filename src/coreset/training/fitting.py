@@ -7,10 +7,10 @@ import numpy as np
 import torch
 
 from coreset import artifacts
-from coreset.config import Params, TrainParams
 from coreset.data.stream import as_images
 from coreset.io import save_text
 from coreset.models import create, resolve
+from coreset.params import Params, TrainParams
 from coreset.training.device import Normalizer, pick_device
 from coreset.training.loop import FitResult, fit, resolve_augment
 

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from coreset.config import TrainParams
 from coreset.data.stream import DeviceImages, Images
+from coreset.params import TrainParams
 from coreset.training.device import Normalizer
 from coreset.training.dynamic import Budget, InfoBatch, Planner, budget, make_planner, progress
 from coreset.training.dynamics import CHANGE, CHANGE_EPS, EVAL, FIELDS, record

@@ -34,7 +34,7 @@ from coreset.io import save_json
 if TYPE_CHECKING:  # torch only for the type: the table reads manifests without importing it
     import torch
 
-    from coreset.config import Params
+    from coreset.params import Params
 MANIFEST = Path("metrics/manifest")
 RUN_LOG_ENV = "CORESET_RUN_LOG"
 DEFAULT_RUN_LOG = Path("logs/runs")
