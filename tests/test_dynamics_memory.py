@@ -44,12 +44,22 @@ def test_end_epoch_allocates_no_n_by_c_float64_copy():
     dyn = _Dynamics.empty(1, labels, c)
     dyn.epoch_logits.normal_(generator=torch.Generator().manual_seed(0))
     tracemalloc.start()
-    dyn.end_epoch(0)
+    dyn.end_epoch(0, np.zeros(n, np.float32))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < n * c * 8 / 2  # 16 MB: half of one float64 N x C copy (old: > 100 MB)
     expect = record(dyn.epoch_logits.numpy(), dyn.labels)
     assert all(np.array_equal(dyn.extra[k][0], v) for k, v in expect.items())
+
+
+def test_the_host_arrays_of_the_dynamics_are_what_the_bound_counts():
+    """config.DYNAMICS_BYTES is per epoch and sample exactly what _Dynamics keeps on the host,
+    eval_prob included: a recorded array the bound forgot fails here."""
+    epochs, n, c = 3, 50, 7
+    dyn = _Dynamics.empty(epochs, torch.zeros(n, dtype=torch.int64), c)
+    host = dyn.correct.nbytes + dyn.loss.nbytes + sum(a.nbytes for a in dyn.extra.values())
+    assert host == epochs * n * config.DYNAMICS_BYTES
+    assert dyn.epoch_logits.numel() * config.LOGIT_BYTES == n * c * 4
 
 
 def test_dynamics_bytes_by_hand():

@@ -122,7 +122,7 @@ def _recorded_change(logits: np.ndarray, batch: int = 4) -> np.ndarray:
             idx = torch.from_numpy(order[start : start + batch])
             out = torch.from_numpy(logits[e, idx.numpy()])
             dyn.record(idx, torch.zeros(len(idx), dtype=torch.bool), torch.zeros(len(idx)), out)
-        dyn.end_epoch(e)
+        dyn.end_epoch(e, np.zeros(n, np.float32))
     result = FitResult()
     dyn.into(result, epochs)
     return result.dynamics["prob_change"]

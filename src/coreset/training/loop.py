@@ -207,11 +207,14 @@ class _Dynamics:
     the row still holds its previous epoch's logits, so the exact d_t costs O(B C) per batch and
     no second N x C array.
 
+    After each epoch the eval-mode probability of the assigned label (``eval_prob``, taken by the
+    caller with :func:`assigned_prob`) joins the epoch's row.
+
     Memory: exactly the N x C float32 logits (on the device) + E x N x 25 bytes on the host
-    (correct 1 + loss, margin, prob, prob_margin, prob_change 4 each) + a few per-sample device
-    vectors; :meth:`end_epoch` reads the logits in chunks (:func:`record_rows`), so no N x C
-    host copy or float64 temporary exists (config.dynamics_bytes is the bound the params are
-    checked against)."""
+    (correct 1 + loss, margin, prob, prob_margin, prob_change, eval_prob 4 each) + a few
+    per-sample device vectors; :meth:`end_epoch` reads the logits in chunks (:func:`record_rows`),
+    so no N x C host copy or float64 temporary exists (config.dynamics_bytes is the bound the
+    params are checked against)."""
 
     correct: np.ndarray
     loss: np.ndarray
@@ -226,7 +229,7 @@ class _Dynamics:
     @classmethod
     def empty(cls, epochs: int, labels: torch.Tensor, num_classes: int) -> _Dynamics:
         n, device = len(labels), labels.device
-        keys = [*FIELDS.values(), CHANGE[1]]
+        keys = [*FIELDS.values(), CHANGE[1], EVAL[1]]
         return cls(np.zeros((epochs, n), bool), np.zeros((epochs, n), np.float32),
                    {key: np.zeros((epochs, n), np.float32) for key in keys},
                    torch.zeros(n, dtype=torch.bool, device=device),
@@ -245,13 +248,14 @@ class _Dynamics:
         self.seen[idx] = True
         self.epoch_logits[idx] = logits.float()
 
-    def end_epoch(self, epoch: int) -> None:
+    def end_epoch(self, epoch: int, eval_prob: np.ndarray) -> None:
         self.correct[epoch] = self.epoch_correct.cpu().numpy()
         self.loss[epoch] = self.epoch_loss.cpu().numpy()
         for start, values in record_rows(self.epoch_logits, self.labels):
             for key, column in values.items():
                 self.extra[key][epoch, start : start + len(column)] = column
         self.extra[CHANGE[1]][epoch] = self.epoch_change.cpu().numpy()
+        self.extra[EVAL[1]][epoch] = eval_prob
 
     def into(self, result: FitResult, epochs: int) -> None:
         result.correct, result.loss = self.correct[:epochs], self.loss[:epochs]
@@ -350,10 +354,8 @@ def fit(
     b = _budget(p, planner)
     clock = Clock(b, p.epochs)
     opt, sched = make_optimizer(model, p, clock)
-    dyn, eval_prob = None, None
-    if record_dynamics:
-        dyn = _Dynamics.empty(b.epochs, labels, model.classifier.out_features)
-        eval_prob = np.zeros((b.epochs, n), np.float32)
+    dyn = _Dynamics.empty(b.epochs, labels, model.classifier.out_features) \
+        if record_dynamics else None
     step = _train_step(model, opt, norm, device, compile_model=p.compile)
     losses = torch.zeros(n, dtype=torch.float32, device=device) \
         if isinstance(planner, InfoBatch) else None
@@ -402,8 +404,7 @@ def fit(
             logits, _ = predict(model, test[0], norm)
             row["test_acc"] = float((logits.argmax(1) == test[1]).float().mean())
         if dyn is not None:
-            dyn.end_epoch(epoch)
-            eval_prob[epoch] = assigned_prob(model, images, labels, norm)
+            dyn.end_epoch(epoch, assigned_prob(model, images, labels, norm))
         result.history.append(row)
         bar.update(row)
         if on_epoch is not None:
@@ -412,7 +413,6 @@ def fit(
     bar.close()
     if dyn is not None:
         dyn.into(result, epoch)
-        result.dynamics[EVAL[1]] = eval_prob[:epoch]
     return result
 
 
