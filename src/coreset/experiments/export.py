@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import json
 import re
 import subprocess
 import sys
@@ -48,7 +47,7 @@ import numpy as np
 import yaml
 
 from coreset import safe_yaml
-from coreset.experiments.manifest import variant
+from coreset.experiments.manifest import read_variant
 from coreset.experiments.revisions import WORKSPACE, RevisionFiles
 from coreset.io import atomic_path, save_json, save_text
 
@@ -92,11 +91,6 @@ def stage_out_md5(lock: dict[str, Any], stage: str, path: str) -> str | None:
     return None
 
 
-def _variant(files: RevisionFiles, recipe: str) -> dict[str, Any] | str:
-    text = variant(files, recipe)
-    return text if text == "unrecorded" else json.loads(text)
-
-
 def provenance(files: RevisionFiles, recipe: str, rev: str, commit: str, dirty: bool,
                n_kept: int) -> dict[str, Any]:
     """selection.json: everything needed to trust and reproduce the exported indices."""
@@ -110,7 +104,7 @@ def provenance(files: RevisionFiles, recipe: str, rev: str, commit: str, dirty: 
         "selector": params.get("recipes", {}).get(recipe, {}),
         # every parameter as the selecting code filled its defaults (data/variants), or
         # "unrecorded" for a selection made before variants were written
-        "variant": _variant(files, recipe),
+        "variant": read_variant(files, recipe),
         "ratio": params.get("ratio"),
         "seed": params.get("seed"),
         "kept": n_kept,

@@ -57,15 +57,22 @@ def rows(table: str, cells: Iterable[tuple[str, Experiment]], root: Path,
     return out
 
 
-def variant(files: RevisionFiles, recipe: str) -> str:
-    """The recipe's variant as its select stage recorded it, canonical JSON (sorted keys)."""
+def read_variant(files: RevisionFiles, recipe: str) -> dict[str, Any] | str:
+    """The recipe's variant as its select stage recorded it (data/variants/<recipe>.json);
+    ``full`` for the full-data row, ``unrecorded`` when the revision has none."""
     if recipe == "full":
         return "full"
     try:
         raw = files.read(f"{artifacts.VARIANTS.as_posix()}/{recipe}.json")
     except (FileNotFoundError, OSError):
         return "unrecorded"
-    return manifest.canonical(json.loads(raw)).decode()
+    return json.loads(raw)
+
+
+def variant(files: RevisionFiles, recipe: str) -> str:
+    """:func:`read_variant` as the CSV column holds it: canonical JSON (sorted keys)."""
+    found = read_variant(files, recipe)
+    return found if isinstance(found, str) else manifest.canonical(found).decode()
 
 
 def _row(table: str, cell: str, exp: Experiment, files: RevisionFiles, recipe: str, seed: int,

@@ -6,14 +6,13 @@ the model's gradients; CAL measures how much a sample's prediction disagrees wit
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from coreset.scores.context import ModelAccess, ScoringContext
-from coreset.scores.greedy import blas_threads, default_workers
+from coreset.scores.greedy import map_classes
 from coreset.scores.params import BATCH_SIZE, Choice, Float, Int
 from coreset.scores.registry import register
 from coreset.scores.scale import KNN
@@ -268,20 +267,16 @@ def cal(
     Time O(sum_c n_c^2 D) for the kNN (O(N^2 D) unbalanced), memory O(N k) plus scikit-learn's
     chunked distance blocks; never N x N.
     """
-    groups = [np.flatnonzero(ctx.labels == c) for c in np.unique(ctx.labels)] if balance \
-        else [np.arange(ctx.n)]
-
     def one(idx: np.ndarray) -> np.ndarray:
         knn = _knn(ctx.features[idx].astype(np.float64), neighbors)
         return neighbour_divergence(ctx.probs[0, idx], knn, divergence)
 
-    # classes run in threads on single-threaded BLAS, like the greedy selectors (greedy.py):
-    # 1,000 small kNN searches gain nothing from threaded BLAS, and ran on one core otherwise
-    workers = min(len(groups), default_workers())
+    if not balance:  # one kNN search over all samples: BLAS keeps its threads
+        return one(np.arange(ctx.n))
+    # classes run in threads on single-threaded BLAS, like the greedy selectors: 1,000 small kNN
+    # searches gain nothing from threaded BLAS, and ran on one core otherwise
+    groups = [np.flatnonzero(ctx.labels == c) for c in np.unique(ctx.labels)]
     score = np.zeros(ctx.n)
-    with blas_threads(1 if workers > 1 else None), ThreadPoolExecutor(workers) as pool:
-        done = tqdm(zip(groups, pool.map(one, groups), strict=True), total=len(groups), desc="cal",
-                    leave=False, disable=None)
-        for idx, part in done:
-            score[idx] = part
+    for idx, part in zip(groups, map_classes(one, groups, desc="cal"), strict=True):
+        score[idx] = part
     return score

@@ -15,7 +15,6 @@ the final selection.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.linalg import cho_factor, solve_triangular
@@ -25,10 +24,9 @@ from tqdm.auto import tqdm
 from coreset.scores.context import ScoringContext
 from coreset.scores.greedy import (
     OPTIMIZERS,
-    blas_threads,
     class_orders,
-    default_workers,
     greedy_length,
+    map_classes,
     maximize,
 )
 from coreset.scores.kernels import (
@@ -103,10 +101,8 @@ def _per_class_weights(labels: np.ndarray, selected: np.ndarray,
     pos = [np.flatnonzero(labels[selected] == c) for c in classes]
     members = [np.flatnonzero(labels == c) for c in classes]
     local = [np.searchsorted(m, selected[p]) for m, p in zip(members, pos, strict=True)]
-    workers = min(max(len(classes), 1), default_workers())
-    with blas_threads(1), ThreadPoolExecutor(workers) as pool:
-        for p, w in zip(pos, pool.map(solve, members, local), strict=True):
-            weights[p] = w
+    for p, w in zip(pos, map_classes(solve, members, local), strict=True):
+        weights[p] = w
     return weights
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from coreset.scores.selection import exact_rate, order_to_score
 
 OPTIMIZERS = ("naive", "lazy", "stochastic")
+T = TypeVar("T")
 
 # greedy(positions of one class, or of all samples; that group's generator) -> order (positions
 # into the given indices, first pick first)
@@ -65,6 +66,21 @@ def blas_threads(limit: int | None) -> Iterator[None]:
         yield
 
 
+def map_classes(fn: Callable[..., T], *per_class: Sequence, workers: int | None = None,
+                desc: str | None = None) -> list[T]:
+    """``[fn(*args) for args in zip(*per_class)]``, classes run in ``workers`` threads (default
+    :func:`default_workers`) on single-threaded BLAS: per-class work is many small matrix
+    products, on which multi-threaded BLAS gains little and collapses when other processes share
+    the cores (5-15x slower on 2 busy cores). Results come back in class order, so they do not
+    depend on ``workers``; ``fn`` must not share mutable state across calls. A tqdm bar counts
+    the finished classes when ``desc`` is given. Memory: ``workers`` class states at a time."""
+    count = len(per_class[0])
+    threads = max(1, min(count, workers or default_workers()))
+    with blas_threads(1), ThreadPoolExecutor(threads) as pool:
+        return list(tqdm(pool.map(fn, *per_class), total=count, desc=desc, leave=False,
+                         unit="class", disable=desc is None or None))
+
+
 def class_orders(labels: np.ndarray, balance: bool, greedy: Greedy, rng: np.random.Generator,
                  desc: str | None = None, workers: int | None = None) -> np.ndarray:
     """Score of the greedy orders run per class (``balance``) or once over all samples.
@@ -72,33 +88,21 @@ def class_orders(labels: np.ndarray, balance: bool, greedy: Greedy, rng: np.rand
     Each class gets its own generator, spawned from ``rng`` in class order, so that concurrent
     classes draw reproducibly; the global run uses ``rng`` itself. Per-class orders are merged by
     rank within the class (first pick highest), so a balanced top-k per class takes exactly each
-    class's first picks. Classes run in ``workers`` threads on single-threaded BLAS: per-class
-    steps are many small matrix products, on which multi-threaded BLAS gains little and collapses
-    when other processes share the cores (5-15x slower on 2 busy cores); the result does not depend
-    on ``workers``. ``greedy`` must not share mutable state across calls. A tqdm bar advances once
-    per class when ``desc`` is given. Memory: ``workers`` class states at a time.
+    class's first picks. Classes run concurrently (:func:`map_classes`); the result does not
+    depend on ``workers``. ``greedy`` must not share mutable state across calls.
     """
-
     n = len(labels)
-    bar = tqdm(total=len(np.unique(labels)) if balance else 1, desc=desc, leave=False,
-               unit="class" if balance else "run", disable=desc is None or None)
-    try:
-        if not balance:
+    if not balance:
+        with tqdm(total=1, desc=desc, leave=False, unit="run", disable=desc is None or None) as bar:
             order = greedy(np.arange(n), rng)
             bar.update()
-            return order_to_score(order, n)
-        groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+        return order_to_score(order, n)
+    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
 
-        def run(group: np.ndarray, child: np.random.Generator) -> np.ndarray:
-            order = group[np.asarray(greedy(group, child), dtype=np.int64)]
-            bar.update()
-            return order
+    def run(group: np.ndarray, child: np.random.Generator) -> np.ndarray:
+        return group[np.asarray(greedy(group, child), dtype=np.int64)]
 
-        threads = max(1, min(len(groups), workers or default_workers()))
-        with blas_threads(1), ThreadPoolExecutor(threads) as pool:
-            orders = list(pool.map(run, groups, rng.spawn(len(groups))))
-    finally:
-        bar.close()
+    orders = map_classes(run, groups, rng.spawn(len(groups)), workers=workers, desc=desc)
     score = np.full(n, -np.inf)
     for order in orders:
         score[order] = np.arange(len(order), 0, -1, dtype=np.float64)
